@@ -1,0 +1,1 @@
+"""Dagster wiring of the DMP: the only package that knows about Dagster."""

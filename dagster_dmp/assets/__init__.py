@@ -1,0 +1,1 @@
+"""Assets per layer: ingestion (dlt) -> warehouse (dbt) -> ml -> reports."""

@@ -1,0 +1,60 @@
+"""Resources: configuration chosen by environment, never hard-coded in assets."""
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_dlt import DagsterDltResource
+
+from dagster_dmp import settings
+from dagster_dmp.project import dbt_project
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse, the landing zone it is fed from, and where reports go."""
+
+    duckdb_path: str
+    landing_dir: str
+    reports_dir: str
+
+    @property
+    def database(self) -> Path:
+        return Path(self.duckdb_path)
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.landing_dir)
+
+    @property
+    def reports(self) -> Path:
+        return Path(self.reports_dir)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection: DuckDB allows one writer, so never hold it across steps."""
+        con = duckdb.connect(self.duckdb_path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    settings.export_duckdb_path()
+    return {
+        "warehouse": WarehouseResource(
+            duckdb_path=str(settings.duckdb_path()),
+            landing_dir=str(settings.landing_dir()),
+            reports_dir=str(settings.reports_dir()),
+        ),
+        "dlt": DagsterDltResource(),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project,
+            dbt_executable=str(Path(sys.executable).with_name("dbt")),
+        ),
+    }

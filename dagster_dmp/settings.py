@@ -1,0 +1,24 @@
+"""Where the DMP keeps its files; every path can be overridden by the environment."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+def duckdb_path() -> Path:
+    return Path(os.environ.get("DMP_DUCKDB_PATH", REPO_ROOT / "data" / "dmp.duckdb")).resolve()
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("DMP_LANDING_DIR", REPO_ROOT / "data" / "landing")).resolve()
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("DMP_REPORTS_DIR", REPO_ROOT / "reports" / "output")).resolve()
+
+
+def export_duckdb_path() -> None:
+    """dbt reads the warehouse path from the environment: pin it to the same file."""
+    os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())

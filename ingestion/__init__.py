@@ -1,0 +1,1 @@
+"""Channel ingestion: landing-zone files -> DuckDB `raw` dataset, through dlt."""

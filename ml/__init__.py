@@ -1,0 +1,1 @@
+"""Models on profile data: DataFrames in, results out; no orchestration here."""

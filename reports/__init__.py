@@ -1,0 +1,1 @@
+"""Figures (plotnine) and the HTML report marketers read."""

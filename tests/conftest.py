@@ -1,0 +1,70 @@
+"""One small real warehouse per test session: generated data -> dlt -> dbt -> ML -> report."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_dmp.settings import DBT_PROJECT_DIR
+
+SMALL = {"persons": 300, "days": 21, "seed": 11}
+
+
+@dataclass
+class PipelineRun:
+    landing: Path
+    duckdb_path: Path
+    reports: Path
+    result: dg.ExecuteInProcessResult
+
+
+def ensure_dbt_manifest() -> None:
+    """dagster-dbt loads the manifest at import; `make` builds it, this covers bare pytest."""
+    if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
+        dbt = Path(sys.executable).with_name("dbt")
+        subprocess.run([str(dbt), "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True)
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory) -> Path:
+    from datagen import generate
+
+    landing = tmp_path_factory.mktemp("landing")
+    generate(out_dir=landing, **SMALL)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
+    root = tmp_path_factory.mktemp("pipeline")
+    paths = {
+        "DMP_LANDING_DIR": small_landing,
+        "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",
+        "DMP_REPORTS_DIR": root / "reports",
+    }
+    saved = {name: os.environ.get(name) for name in paths}
+    os.environ.update({name: str(path) for name, path in paths.items()})
+    try:
+        ensure_dbt_manifest()
+        from dagster_dmp.definitions import all_asset_checks, all_assets
+        from dagster_dmp.resources import build_resources
+
+        result = dg.materialize(
+            [*all_assets, *all_asset_checks], resources=build_resources(), raise_on_error=False
+        )
+        yield PipelineRun(
+            landing=small_landing,
+            duckdb_path=paths["DMP_DUCKDB_PATH"],
+            reports=paths["DMP_REPORTS_DIR"],
+            result=result,
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

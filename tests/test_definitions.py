@@ -1,0 +1,51 @@
+"""The Dagster definitions load, validate, and form one lineage graph."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from conftest import ensure_dbt_manifest
+
+REPORT = dg.AssetKey(["reports", "marketing_report"])
+
+
+def _definitions() -> dg.Definitions:
+    ensure_dbt_manifest()
+    from dagster_dmp.definitions import defs
+
+    return defs
+
+
+def test_dagster_definitions_validate():
+    ensure_dbt_manifest()
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "dagster_dmp.definitions"],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_every_raw_table_reaches_the_report_through_dbt():
+    graph = _definitions().resolve_asset_graph()
+    raw_keys = [key for key in graph.get_all_asset_keys() if key.path[0] == "raw"]
+    assert len(raw_keys) == 16  # 8 channels x (table + quarantine)
+    ancestors = dg.AssetSelection.assets(REPORT).upstream().resolve(graph)
+    for key in raw_keys:
+        assert key in ancestors, f"{key.to_user_string()} does not reach the report"
+    for key in raw_keys:
+        if key.path[1].startswith("quarantine_"):
+            continue
+        downstream = dg.AssetSelection.assets(key).downstream(depth=1).resolve(graph) - {key}
+        assert any(child.path[0] == "staging" for child in downstream), (
+            f"{key.to_user_string()} feeds no dbt staging model"
+        )
+
+
+def test_assets_are_grouped_by_layer():
+    graph = _definitions().resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    assert groups == {"ingestion", "warehouse", "ml", "reports"}

@@ -40,7 +40,10 @@ def segment_profiles(
     if len(profiles) <= max(k_candidates):
         raise ValueError(f"need more than {max(k_candidates)} profiles to segment, got {len(profiles)}")
 
-    raw = profiles.loc[:, FEATURES].astype(float).fillna(0.0)
+    raw = profiles.loc[:, FEATURES].astype(float)
+    # No activity at all is the most lapsed a person can be, not the most recent.
+    raw["recency_days"] = raw["recency_days"].fillna(raw["recency_days"].max() + 1)
+    raw = raw.fillna(0.0)
     # Spend and counts are heavy-tailed: log them so a few whales do not own a cluster each.
     features = np.log1p(raw.clip(lower=0.0))
     scaled = StandardScaler().fit_transform(features)

@@ -19,7 +19,10 @@ def _theme() -> p9.theme:
 
 def activity_trend(daily_activity: pd.DataFrame) -> p9.ggplot:
     """Daily events per channel: the trend and the weekly rhythm at a glance."""
-    data = daily_activity.assign(activity_date=pd.to_datetime(daily_activity["activity_date"]))
+    with_events = daily_activity.groupby("channel")["events"].transform("sum") > 0
+    data = daily_activity[with_events].assign(
+        activity_date=pd.to_datetime(daily_activity["activity_date"])
+    )
     return (
         p9.ggplot(data, p9.aes("activity_date", "events", colour="channel"))
         + p9.geom_line(size=0.8)

@@ -22,7 +22,7 @@ def _lines_in(landing, channel) -> int:
 
 def _count(db, table) -> int:
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.sql(f"select count(*) from raw.{table}").fetchone()[0]
+        return con.execute(f"select count(*) from raw.{table}").fetchone()[0]
 
 
 def test_every_line_is_loaded_or_quarantined(small_landing):
@@ -53,7 +53,7 @@ def test_unreadable_file_is_named_and_the_rest_still_loads(tmp_path, small_landi
     load_channel(WEB, landing, db)
     assert _count(db, WEB.table) == expected_good
     with duckdb.connect(str(db), read_only=True) as con:
-        reasons = con.sql(
+        reasons = con.execute(
             f"select reason from raw.{WEB.quarantine_table} where source_file = 'web_events/zz-corrupt.jsonl.gz'"
         ).fetchall()
     assert len(reasons) == 1 and reasons[0][0].startswith("unreadable file")

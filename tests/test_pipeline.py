@@ -5,8 +5,11 @@ import json
 from html.parser import HTMLParser
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 CONTRACT_TABLES = [
     "marts.person_identifiers",
@@ -16,10 +19,11 @@ CONTRACT_TABLES = [
     "ml.person_segments",
 ]
 
-# Pairwise identity precision/recall floors on the planted persons (measured values are
-# recorded in the issue notes; recall is bounded by cookies that never log in).
+# Pairwise identity precision/recall floors on the planted persons. Overall recall is
+# bounded by identifiers the data never links (measured 0.74 at the test scale).
 MIN_IDENTITY_PRECISION = 0.99
-MIN_IDENTITY_RECALL = 0.85
+MIN_LINKABLE_RECALL = 0.99
+MIN_IDENTITY_RECALL = 0.65
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +48,11 @@ def test_every_step_and_check_succeeds(pipeline_run):
 
 @pytest.mark.parametrize("table", CONTRACT_TABLES)
 def test_contract_tables_have_rows(con, table):
-    assert con.sql(f"select count(*) from {table}").fetchone()[0] > 0
+    assert con.execute(f"select count(*) from {table}").fetchone()[0] > 0
 
 
 def test_no_duplicate_event_ids_past_staging(con):
-    models = con.sql(
+    models = con.execute(
         """
         select table_schema || '.' || table_name
         from information_schema.columns
@@ -57,43 +61,118 @@ def test_no_duplicate_event_ids_past_staging(con):
     ).fetchall()
     assert models, "no event-level model past staging"
     for (model,) in models:
-        total, distinct = con.sql(f"select count(*), count(distinct event_id) from {model}").fetchone()
+        total, distinct = con.execute(f"select count(*), count(distinct event_id) from {model}").fetchone()
         assert total == distinct, f"{model}: {total - distinct} duplicate event ids"
 
 
 def test_resent_duplicates_reach_raw_but_not_past_staging(con, pipeline_run):
     manifest = json.loads((pipeline_run.landing / "_truth" / "manifest.json").read_text())
-    raw_dupes = con.sql("select count(*) - count(distinct event_id) from raw.web_events").fetchone()[0]
-    assert raw_dupes > 0, "the generator planted re-sent events; raw must still have them"
-    assert manifest  # the manifest exists and is readable
+    for channel in ("web_events", "app_events"):
+        raw_dupes = con.execute(f"select count(*) - count(distinct event_id) from raw.{channel}").fetchone()[0]
+        assert raw_dupes == manifest["channels"][channel]["duplicates_injected"] > 0
+    deduplicated = con.execute("select count(*) from intermediate.int_events_deduplicated").fetchone()[0]
+    distinct_raw = con.execute(
+        "select count(distinct event_id) from (select event_id from raw.web_events "
+        "union all select event_id from raw.app_events)"
+    ).fetchone()[0]
+    assert deduplicated <= distinct_raw
 
 
 def _pairs(sizes: pd.Series) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def test_identity_stitching_precision_and_recall(con, pipeline_run):
-    truth = pd.read_parquet(pipeline_run.landing / "_truth" / "identities.parquet")
+def _hash_email(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _truth_identities(landing) -> pd.DataFrame:
+    truth = pd.read_parquet(landing / "_truth" / "identities.parquet")
     is_email = truth["identifier_type"] == "email"
-    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(
-        lambda email: hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    )
+    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(_hash_email)
     truth.loc[is_email, "identifier_type"] = "email_sha256"
-    predicted = con.sql("select identifier_type, identifier_value, person_id from marts.person_identifiers").df()
+    return truth
+
+
+def _observed_links(con) -> pd.DataFrame:
+    """Every pair of identifiers the raw data shows together: an oracle written apart from dbt."""
+    links = con.execute(
+        """
+        select 'anonymous_id' as a_type, anonymous_id as a, 'user_id' as b_type, user_id as b
+        from raw.web_events where user_id is not null
+        union all
+        select 'device_id', device_id, 'user_id', user_id from raw.app_events where user_id is not null
+        union all
+        select 'customer_id', customer_id, 'user_id', user_id from raw.crm_customers where user_id is not null
+        union all
+        select 'customer_id', customer_id, 'email', email from raw.crm_customers where email is not null
+        union all
+        select 'customer_id', customer_id, 'social_handle', social_handle
+        from raw.crm_customers where social_handle is not null
+        union all
+        select 'customer_id', customer_id, 'email', email from raw.orders
+        where customer_id is not null and email is not null
+        union all
+        select 'customer_id', customer_id, 'user_id', user_id from raw.orders
+        where customer_id is not null and user_id is not null
+        union all
+        select 'user_id', user_id, 'email', email from raw.orders where user_id is not null and email is not null
+        """
+    ).df()
+    for side in ("a", "b"):
+        is_email = links[f"{side}_type"] == "email"
+        links.loc[is_email, side] = links.loc[is_email, side].map(_hash_email)
+        links.loc[is_email, f"{side}_type"] = "email_sha256"
+        is_handle = links[f"{side}_type"] == "social_handle"
+        handles = links.loc[is_handle, side].str.strip().str.lower()
+        links.loc[is_handle, side] = handles.where(handles.str.startswith("@"), "@" + handles)
+    return links
+
+
+def _linkable_components(truth: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
+    """Connected components of the observed links over the planted identifiers."""
+    keys = truth["identifier_type"] + ":" + truth["identifier_value"]
+    index = pd.Series(range(len(keys)), index=keys.to_numpy())
+    a = (links["a_type"] + ":" + links["a"]).map(index)
+    b = (links["b_type"] + ":" + links["b"]).map(index)
+    known = a.notna() & b.notna()
+    graph = coo_matrix(
+        (np.ones(known.sum()), (a[known].astype(int), b[known].astype(int))), shape=(len(keys),) * 2
+    )
+    return pd.Series(connected_components(graph, directed=False)[1], index=truth.index)
+
+
+def test_identity_stitching_precision_and_recall(con, pipeline_run):
+    truth = _truth_identities(pipeline_run.landing)
+    truth["linkable_group"] = _linkable_components(truth, _observed_links(con))
+    predicted = con.execute(
+        "select identifier_type, identifier_value, person_id from marts.person_identifiers"
+    ).df()
     joined = truth.merge(predicted, on=["identifier_type", "identifier_value"], how="inner")
-    assert len(joined) >= 0.95 * len(truth), "most planted identifiers must reach the identity graph"
+    assert len(joined) == len(truth), "every planted identifier must reach the identity graph"
 
     together = _pairs(joined.groupby(["true_person_id", "person_id"]).size())
-    precision = together / max(_pairs(joined.groupby("person_id").size()), 1)
-    recall = together / max(_pairs(joined.groupby("true_person_id").size()), 1)
-    print(f"identity stitching: precision={precision:.4f} recall={recall:.4f} on {len(joined)} identifiers")
+    precision = together / _pairs(joined.groupby("person_id").size())
+    recall = together / _pairs(joined.groupby("true_person_id").size())
+    # Some identifiers never appear beside another of their person's (a cookie that never
+    # logs in, a display impression): no method can join them, so recall is also measured
+    # against the pairs the data does link.
+    linkable = joined.groupby(["true_person_id", "linkable_group"])
+    linkable_pairs = _pairs(linkable.size())
+    linked = _pairs(joined.groupby(["true_person_id", "linkable_group", "person_id"]).size())
+    linkable_recall = linked / linkable_pairs
+    print(
+        f"identity stitching on {len(joined)} identifiers: precision={precision:.4f} "
+        f"recall={recall:.4f} recall_of_linkable_pairs={linkable_recall:.4f}"
+    )
     assert precision >= MIN_IDENTITY_PRECISION
+    assert linkable_recall >= MIN_LINKABLE_RECALL
     assert recall >= MIN_IDENTITY_RECALL
 
 
 def test_malformed_lines_are_quarantined_not_dropped(con, pipeline_run):
     manifest = json.loads((pipeline_run.landing / "_truth" / "manifest.json").read_text())
-    quarantined = con.sql(
+    quarantined = con.execute(
         "select count(*) from raw.quarantine_web_events where reason in ('malformed JSON', 'empty line')"
     ).fetchone()[0]
     assert quarantined == manifest["channels"]["web_events"]["malformed_lines"]

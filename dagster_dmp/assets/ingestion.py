@@ -37,7 +37,6 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
         dlt_source=channel_source(channel, settings.landing_dir()),
         dlt_pipeline=channel_pipeline(channel, settings.duckdb_path()),
         name=f"ingest_{channel.folder}",
-        group_name="ingestion",
         dagster_dlt_translator=RawTableTranslator(),
     )
     def ingest(context: dg.AssetExecutionContext, dlt: DagsterDltResource, warehouse: WarehouseResource):

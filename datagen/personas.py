@@ -1,0 +1,152 @@
+"""The planted behaviour groups; segmentation and recommendation should find them again."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datagen.catalogue import BRANDS, CATEGORIES, Catalogue
+
+
+@dataclass(frozen=True)
+class Persona:
+    """How one group of persons behaves; rates are per person unless said otherwise."""
+
+    name: str
+    share: float
+    interests: dict[str, float]  # category weights; missing categories get a small floor
+    tier_weights: tuple[float, float, float]  # budget, mid, premium
+    visits_per_day: float
+    browse_events: float  # mean page/product/search events per visit
+    purchase_rate: float  # chance a visit ends in a purchase
+    extra_lines: float  # mean order lines beyond the first
+    discount_affinity: float  # share of order lines bought on discount
+    app_share: float  # share of visits in the app, for persons with the app
+    app_installs: tuple[float, float, float]  # chance of 0, 1, 2 app installs
+    social_share: float  # chance of having a social handle
+    social_per_day: float
+    store_orders_per_month: float
+
+
+PERSONAS: tuple[Persona, ...] = (
+    Persona(
+        "bargain_hunter",
+        0.24,
+        {
+            "grocery": 0.26,
+            "home": 0.16,
+            "toys": 0.16,
+            "fashion": 0.12,
+            "beauty": 0.1,
+            "electronics": 0.08,
+            "sports": 0.07,
+            "books": 0.05,
+        },
+        (0.75, 0.22, 0.03),
+        0.20,
+        6.5,
+        0.08,
+        1.6,
+        0.55,
+        0.35,
+        (0.45, 0.45, 0.10),
+        0.40,
+        0.10,
+        0.4,
+    ),
+    Persona(
+        "tech_enthusiast",
+        0.16,
+        {"electronics": 0.6, "books": 0.12, "sports": 0.1, "toys": 0.06},
+        (0.08, 0.32, 0.60),
+        0.18,
+        7.0,
+        0.06,
+        0.6,
+        0.10,
+        0.60,
+        (0.15, 0.55, 0.30),
+        0.45,
+        0.15,
+        0.1,
+    ),
+    Persona(
+        "fashion_lover",
+        0.20,
+        {"fashion": 0.52, "beauty": 0.28, "sports": 0.08, "home": 0.05},
+        (0.15, 0.45, 0.40),
+        0.17,
+        7.5,
+        0.08,
+        1.2,
+        0.25,
+        0.55,
+        (0.30, 0.55, 0.15),
+        0.80,
+        0.40,
+        0.15,
+    ),
+    Persona(
+        "home_maker",
+        0.20,
+        {"home": 0.42, "grocery": 0.22, "toys": 0.14, "books": 0.08, "beauty": 0.06},
+        (0.30, 0.55, 0.15),
+        0.13,
+        5.5,
+        0.08,
+        1.8,
+        0.30,
+        0.35,
+        (0.40, 0.50, 0.10),
+        0.40,
+        0.08,
+        0.6,
+    ),
+    Persona(
+        "casual_browser",
+        0.20,
+        {category: 0.125 for category in CATEGORIES},
+        (0.35, 0.5, 0.15),
+        0.06,
+        3.0,
+        0.02,
+        0.3,
+        0.15,
+        0.30,
+        (0.65, 0.30, 0.05),
+        0.30,
+        0.05,
+        0.1,
+    ),
+)
+PERSONA_NAMES = tuple(persona.name for persona in PERSONAS)
+CATEGORY_FLOOR = 0.015
+
+
+def interest_matrix() -> np.ndarray:
+    """(personas, categories) category weights, each row summing to 1."""
+    weights = np.array(
+        [
+            [persona.interests.get(category, CATEGORY_FLOOR) for category in CATEGORIES]
+            for persona in PERSONAS
+        ]
+    )
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def product_preferences(catalogue: Catalogue, rng: np.random.Generator) -> np.ndarray:
+    """(personas, categories, products per category) weights for picking a product in a category.
+
+    A persona favours its price tier and one brand per category (drawn once per seed), which
+    gives the recommender a brand signal on top of the category one.
+    """
+    n_brands = len(BRANDS[CATEGORIES[0]])
+    tier = catalogue.tier.reshape(len(CATEGORIES), -1)
+    brand = catalogue.brand.reshape(len(CATEGORIES), -1)
+    favourite = rng.integers(0, n_brands, (len(PERSONAS), len(CATEGORIES)))
+    product_appeal = rng.lognormal(0.0, 0.5, tier.shape)  # some products are simply more popular
+    weights = np.empty((len(PERSONAS), *tier.shape))
+    for p, persona in enumerate(PERSONAS):
+        tier_weight = np.array(persona.tier_weights)[tier]
+        brand_boost = np.where(brand == favourite[p][:, None], 3.0, 1.0)
+        weights[p] = tier_weight * brand_boost * product_appeal
+    return weights

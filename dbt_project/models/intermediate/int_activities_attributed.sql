@@ -1,0 +1,159 @@
+{#
+    Every dated activity in one shape, attributed to a person: web and app events, social
+    engagements (re-sends removed by engagement_id) and orders. Undated rows (no valid
+    timestamp) are left out.
+    - events find their person by user_id, else by the cookie / device; bot events have no
+      person (is_bot = true).
+    - as_of_at: the latest non-bot activity in the data, the reference "today" of every score,
+      so results never depend on the wall clock.
+#}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_deduplicated') }}
+
+),
+
+social_engagements as (
+
+    select * from {{ ref('stg_social__engagements') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+identifiers as (
+
+    select * from {{ ref('int_identifiers_stitched') }}
+
+),
+
+events_attributed as (
+
+    select
+        events.event_id as activity_id,
+        'event' as activity_kind,
+        case when events.is_bot then null else coalesce(users.person_id, clients.person_id) end
+            as person_id,
+        events.product_id,
+        events.utm_campaign as campaign_id,
+        events.channel,
+        events.event_type as activity_type,
+        events.category,
+        events.is_bot,
+        false as is_completed_order,
+        cast(0 as {{ dmp.type_double() }}) as revenue,
+        events.event_at as activity_at
+    from events
+    left join identifiers as users
+        on users.identifier_type = 'user_id'
+        and events.user_id = users.identifier_value
+    left join identifiers as clients
+        on events.client_id_type = clients.identifier_type
+        and events.client_id = clients.identifier_value
+
+),
+
+social_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by engagement_id
+            order by event_at, _source_file, _line_number
+        ) as occurrence
+    from social_engagements
+    where engagement_id is not null
+        and event_at is not null
+
+),
+
+social_attributed as (
+
+    select
+        social.engagement_id as activity_id,
+        'social_engagement' as activity_kind,
+        handles.person_id,
+        cast(null as {{ dbt.type_string() }}) as product_id,
+        social.campaign_id,
+        'social' as channel,
+        social.action as activity_type,
+        social.category,
+        false as is_bot,
+        false as is_completed_order,
+        cast(0 as {{ dmp.type_double() }}) as revenue,
+        social.event_at as activity_at
+    from social_ranked as social
+    left join identifiers as handles
+        on handles.identifier_type = 'social_handle'
+        and social.social_handle = handles.identifier_value
+    where social.occurrence = 1
+
+),
+
+orders_attributed as (
+
+    select
+        order_id as activity_id,
+        'order' as activity_kind,
+        person_id,
+        cast(null as {{ dbt.type_string() }}) as product_id,
+        campaign_id,
+        channel,
+        'order' as activity_type,
+        cast(null as {{ dbt.type_string() }}) as category,
+        false as is_bot,
+        is_completed as is_completed_order,
+        cast(revenue as {{ dmp.type_double() }}) as revenue,
+        order_at as activity_at
+    from orders
+    where order_at is not null
+
+),
+
+activities as (
+
+    select * from events_attributed
+    union all
+    select * from social_attributed
+    union all
+    select * from orders_attributed
+
+),
+
+final as (
+
+    select
+        -- ids
+        activity_id,
+        activity_kind,
+        person_id,
+        product_id,
+        campaign_id,
+
+        -- attributes
+        channel,
+        activity_type,
+        category,
+        is_bot,
+        is_completed_order,
+
+        -- measures
+        revenue,
+
+        -- timestamps
+        activity_at,
+        cast(activity_at as date) as activity_date,
+        max(case when not is_bot then activity_at end) over () as as_of_at
+
+    from activities
+
+)
+
+select * from final

@@ -1,0 +1,204 @@
+{#
+    The identity graph's evidence: every pair of identifiers seen together on one record, per
+    source, plus a self-loop (left = right) for every identifier seen at all, so identifiers
+    seen alone (a cookie that never logged in, a social handle seen only on social) are nodes.
+
+    Records and the identifiers they carry:
+    - web / app events (bots left out): anonymous_id or device_id, user_id
+    - CRM customer versions: customer_id, email_sha256, phone_sha256, user_id, social_handle
+    - orders: customer_id, user_id, email_sha256
+    - social engagements: social_handle (alone)
+    - campaign touches: customer_id, anonymous_id (each alone)
+
+    A node is (identifier_type, identifier_value); its node_key is `<type>:<value>`.
+    Pairs are stored once, left_key <= right_key.
+#}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_deduplicated') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_crm__customers') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('int_order_lines_deduplicated') }}
+
+),
+
+social_engagements as (
+
+    select * from {{ ref('stg_social__engagements') }}
+
+),
+
+campaign_touches as (
+
+    select * from {{ ref('stg_marketing__campaign_touches') }}
+
+),
+
+event_clients as (
+
+    select distinct
+        channel,
+        client_id_type,
+        client_id,
+        user_id
+    from events
+    where not is_bot
+        and client_id is not null
+
+),
+
+event_records as (
+
+    select
+        {{ dbt.concat(['channel', "'_events'"]) }} as edge_source,
+        {{ dbt.concat(['client_id_type', "':'", 'client_id', "'|'", "coalesce(user_id, '')"]) }}
+            as record_key,
+        client_id_type as identifier_type,
+        client_id as identifier_value
+    from event_clients
+
+    union all
+
+    select
+        {{ dbt.concat(['channel', "'_events'"]) }} as edge_source,
+        {{ dbt.concat(['client_id_type', "':'", 'client_id', "'|'", "coalesce(user_id, '')"]) }}
+            as record_key,
+        'user_id' as identifier_type,
+        user_id as identifier_value
+    from event_clients
+
+),
+
+customer_records as (
+
+    {% for identifier in ['customer_id', 'email_sha256', 'phone_sha256', 'user_id', 'social_handle'] %}
+    select
+        'crm_customers' as edge_source,
+        {{ dbt.concat(['_source_file', "':'", dbt.cast('_line_number', api.Column.translate_type('string'))]) }}
+            as record_key,
+        '{{ identifier }}' as identifier_type,
+        {{ identifier }} as identifier_value
+    from customers
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+order_records as (
+
+    {% for identifier in ['customer_id', 'user_id', 'email_sha256'] %}
+    select
+        'orders' as edge_source,
+        order_id as record_key,
+        '{{ identifier }}' as identifier_type,
+        {{ identifier }} as identifier_value
+    from order_lines
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+single_records as (
+
+    select
+        'social_engagements' as edge_source,
+        social_handle as record_key,
+        'social_handle' as identifier_type,
+        social_handle as identifier_value
+    from social_engagements
+
+    union all
+
+    select
+        'campaign_touches' as edge_source,
+        {{ dbt.concat(["'customer_id:'", 'customer_id']) }} as record_key,
+        'customer_id' as identifier_type,
+        customer_id as identifier_value
+    from campaign_touches
+
+    union all
+
+    select
+        'campaign_touches' as edge_source,
+        {{ dbt.concat(["'anonymous_id:'", 'anonymous_id']) }} as record_key,
+        'anonymous_id' as identifier_type,
+        anonymous_id as identifier_value
+    from campaign_touches
+
+),
+
+record_identifiers as (
+
+    select * from event_records
+    union all
+    select * from customer_records
+    union all
+    select * from order_records
+    union all
+    select * from single_records
+
+),
+
+record_nodes as (
+
+    select distinct
+        edge_source,
+        record_key,
+        identifier_type,
+        identifier_value,
+        {{ dbt.concat(['identifier_type', "':'", 'identifier_value']) }} as node_key
+    from record_identifiers
+    where identifier_value is not null
+        and record_key is not null
+
+),
+
+pairs as (
+
+    select
+        left_nodes.edge_source,
+        left_nodes.identifier_type as left_type,
+        left_nodes.identifier_value as left_value,
+        left_nodes.node_key as left_key,
+        right_nodes.identifier_type as right_type,
+        right_nodes.identifier_value as right_value,
+        right_nodes.node_key as right_key,
+        left_nodes.record_key
+    from record_nodes as left_nodes
+    inner join record_nodes as right_nodes
+        on left_nodes.edge_source = right_nodes.edge_source
+        and left_nodes.record_key = right_nodes.record_key
+        and left_nodes.node_key <= right_nodes.node_key
+
+),
+
+final as (
+
+    select
+        edge_source,
+        left_type,
+        left_value,
+        left_key,
+        right_type,
+        right_value,
+        right_key,
+        left_key = right_key as is_self_loop,
+        count(distinct record_key) as records
+    from pairs
+    group by 1, 2, 3, 4, 5, 6, 7
+
+)
+
+select * from final

@@ -1,0 +1,203 @@
+{#
+    One row per person (every person_id of person_identifiers), bot traffic excluded.
+    RFM, interest and engagement come from the int_persons_* models (their docs give the
+    formulas); CRM attributes from the person's most recently updated customer record.
+    Persons without any dated activity (e.g. a customer known only from the CRM or a campaign
+    touch) get recency_days null, scores 1, segment 'lost' and engagement 0.
+#}
+
+with
+
+identifiers as (
+
+    select * from {{ ref('int_identifiers_stitched') }}
+
+),
+
+activities as (
+
+    select * from {{ ref('int_activities_attributed') }}
+    where person_id is not null
+        and not is_bot
+
+),
+
+rfm as (
+
+    select * from {{ ref('int_persons_rfm_scored') }}
+
+),
+
+interests as (
+
+    select * from {{ ref('int_person_interests_scored') }}
+    where interest_rank = 1
+
+),
+
+engagement as (
+
+    select * from {{ ref('int_persons_engagement_scored') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('int_customers_deduplicated') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('int_order_lines_deduplicated') }}
+    where is_revenue
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+persons as (
+
+    select
+        person_id,
+        count(*) as identifier_count
+    from identifiers
+    group by 1
+
+),
+
+activity_counts as (
+
+    select
+        person_id,
+        sum(case when activity_kind = 'event' and channel = 'web' then 1 else 0 end)
+            as web_events,
+        sum(case when activity_kind = 'event' and channel = 'app' then 1 else 0 end)
+            as app_events,
+        sum(case when activity_kind = 'social_engagement' then 1 else 0 end)
+            as social_engagements
+    from activities
+    group by 1
+
+),
+
+as_of as (
+
+    select max(as_of_at) as as_of_at
+    from {{ ref('int_activities_attributed') }}
+
+),
+
+customers_ranked as (
+
+    select
+        identifiers.person_id,
+        customers.*,
+        row_number() over (
+            partition by identifiers.person_id
+            order by
+                case when customers.updated_at is null then 1 else 0 end,
+                customers.updated_at desc,
+                customers.customer_id
+        ) as customer_rank
+    from customers
+    inner join identifiers
+        on identifiers.identifier_type = 'customer_id'
+        and customers.customer_id = identifiers.identifier_value
+
+),
+
+brands as (
+
+    select
+        orders.person_id,
+        order_lines.brand,
+        sum(order_lines.quantity) as units,
+        sum(order_lines.line_revenue) as brand_revenue
+    from order_lines
+    inner join orders
+        on order_lines.order_id = orders.order_id
+    where orders.person_id is not null
+        and order_lines.brand is not null
+    group by 1, 2
+
+),
+
+brands_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by person_id
+            order by units desc, brand_revenue desc, brand
+        ) as brand_rank
+    from brands
+
+),
+
+final as (
+
+    select
+        -- ids
+        cast(persons.person_id as {{ dbt.type_string() }}) as person_id,
+
+        -- attributes
+        cast(persons.identifier_count as {{ dbt.type_bigint() }}) as identifier_count,
+        cast(customers.gender as {{ dbt.type_string() }}) as gender,
+        cast(customers.birth_year as {{ dbt.type_bigint() }}) as birth_year,
+        cast(customers.country as {{ dbt.type_string() }}) as country,
+        cast(customers.loyalty_tier as {{ dbt.type_string() }}) as loyalty_tier,
+        cast(coalesce(customers.consent_ads, false) as {{ dbt.type_boolean() }}) as consent_ads,
+        cast(coalesce(customers.consent_email, false) as {{ dbt.type_boolean() }})
+            as consent_email,
+        cast(interests.category as {{ dbt.type_string() }}) as top_interest,
+        cast(brands_ranked.brand as {{ dbt.type_string() }}) as preferred_brand,
+        cast(coalesce(rfm.rfm_segment, 'lost') as {{ dbt.type_string() }}) as rfm_segment,
+
+        -- measures
+        cast(coalesce(activity_counts.web_events, 0) as {{ dbt.type_bigint() }}) as web_events,
+        cast(coalesce(activity_counts.app_events, 0) as {{ dbt.type_bigint() }}) as app_events,
+        cast(coalesce(activity_counts.social_engagements, 0) as {{ dbt.type_bigint() }})
+            as social_engagements,
+        cast(rfm.recency_days as {{ dbt.type_bigint() }}) as recency_days,
+        cast(coalesce(rfm.frequency, 0) as {{ dbt.type_bigint() }}) as frequency,
+        cast(coalesce(rfm.monetary, 0) as {{ dmp.type_double() }}) as monetary,
+        cast({{ dmp.safe_divide('rfm.monetary', 'rfm.frequency') }} as {{ dmp.type_double() }})
+            as avg_order_value,
+        cast(coalesce(rfm.r_score, 1) as {{ dbt.type_int() }}) as r_score,
+        cast(coalesce(rfm.f_score, 1) as {{ dbt.type_int() }}) as f_score,
+        cast(coalesce(rfm.m_score, 1) as {{ dbt.type_int() }}) as m_score,
+        cast(interests.interest_score as {{ dmp.type_double() }}) as top_interest_score,
+        cast(coalesce(engagement.engagement_score, 0) as {{ dmp.type_double() }})
+            as engagement_score,
+
+        -- timestamps
+        cast(rfm.first_seen_at as {{ dbt.type_timestamp() }}) as first_seen_at,
+        cast(rfm.last_seen_at as {{ dbt.type_timestamp() }}) as last_seen_at,
+        cast(rfm.last_purchase_at as {{ dbt.type_timestamp() }}) as last_purchase_at,
+        cast(as_of.as_of_at as date) as as_of_date
+
+    from persons
+    cross join as_of
+    left join activity_counts
+        on persons.person_id = activity_counts.person_id
+    left join rfm
+        on persons.person_id = rfm.person_id
+    left join interests
+        on persons.person_id = interests.person_id
+    left join engagement
+        on persons.person_id = engagement.person_id
+    left join customers_ranked as customers
+        on persons.person_id = customers.person_id
+        and customers.customer_rank = 1
+    left join brands_ranked
+        on persons.person_id = brands_ranked.person_id
+        and brands_ranked.brand_rank = 1
+
+)
+
+select * from final

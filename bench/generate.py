@@ -24,7 +24,9 @@ def main() -> None:
         started = time.perf_counter()
         summary = generate(persons=args.persons, days=args.days, seed=1, out_dir=Path(out))
         seconds = time.perf_counter() - started
-    events = sum(summary["channels"][name]["records_written"] for name in ("web_events", "app_events"))
+    events = sum(
+        summary["channels"][name]["records_written"] for name in ("web_events", "app_events")
+    )
     result = {
         "persons": args.persons,
         "days": args.days,

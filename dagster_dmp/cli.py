@@ -46,16 +46,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    demo = commands.add_parser("demo", help="generate demo data, materialise every asset, print the report path")
+    demo = commands.add_parser(
+        "demo", help="generate demo data, materialise every asset, print the report path"
+    )
     _add_generate_options(demo, out_required=False)
     demo.set_defaults(handler=_demo)
     return parser
 
 
 def _add_generate_options(parser: argparse.ArgumentParser, out_required: bool) -> None:
-    parser.add_argument("--persons", type=int, default=DEFAULT_PERSONS, help=f"persons to simulate (default {DEFAULT_PERSONS})")
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"days of history (default {DEFAULT_DAYS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument(
+        "--persons",
+        type=int,
+        default=DEFAULT_PERSONS,
+        help=f"persons to simulate (default {DEFAULT_PERSONS})",
+    )
+    parser.add_argument(
+        "--days", type=int, default=DEFAULT_DAYS, help=f"days of history (default {DEFAULT_DAYS})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -74,10 +85,11 @@ def _generate(args: argparse.Namespace) -> int:
 
     out = (args.out or settings.landing_dir()).resolve()
     started = time.perf_counter()
-    _progress(f"generating {args.persons:,} persons x {args.days} days (seed {args.seed}) into {out}")
-    summary = generate(persons=args.persons, days=args.days, seed=args.seed, out_dir=out, progress=_progress)
+    _progress(
+        f"generating {args.persons:,} persons x {args.days} days (seed {args.seed}) into {out}"
+    )
+    generate(persons=args.persons, days=args.days, seed=args.seed, out_dir=out, progress=_progress)
     _progress(f"done in {time.perf_counter() - started:.1f}s; ground truth in {out / '_truth'}")
-    del summary
     return 0
 
 
@@ -99,7 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
-        raise RuntimeError(f"run failed in step(s): {', '.join(failed) or 'unknown'}; see the log above")
+        raise RuntimeError(
+            f"run failed in step(s): {', '.join(failed) or 'unknown'}; see the log above"
+        )
     failed_checks = [
         check.check_name for check in result.get_asset_check_evaluations() if not check.passed
     ]

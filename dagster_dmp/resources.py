@@ -5,9 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 

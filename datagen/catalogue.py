@@ -8,8 +8,7 @@ import pyarrow as pa
 from datagen.strings import numbered_ids
 
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery")
-TIERS = ("budget", "mid", "premium")
-TIER_PRICE_FACTOR = np.array([0.55, 1.0, 2.1])
+TIER_PRICE_FACTOR = np.array([0.55, 1.0, 2.1])  # price tiers 0 budget, 1 mid, 2 premium
 CURRENCY = "EUR"
 
 # Per category: (brand, tier) pairs and (product noun, typical mid-tier price).

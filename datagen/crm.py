@@ -8,21 +8,12 @@ import pyarrow.compute as pc
 
 from datagen.dirt import RATES, as_typed_emails, pick, spelled_flags
 from datagen.period import Period
+from datagen.personas import PERSONAS
 from datagen.persons import COUNTRIES, Population
 from datagen.strings import concat, digit_matrix, from_char_matrix, lookup, take, with_nulls
 from datagen.timestamps import EPOCH_MS_STRING, ISO_OFFSET, ISO_UTC, NAIVE_UTC, format_times
 
 LOYALTY_TIERS = ("bronze", "silver", "gold", "platinum")
-# Chance of each loyalty tier per persona (same order as PERSONAS).
-PERSONA_TIER_SHARES = np.array(
-    [
-        [0.55, 0.3, 0.12, 0.03],
-        [0.25, 0.35, 0.28, 0.12],
-        [0.3, 0.35, 0.25, 0.1],
-        [0.35, 0.4, 0.2, 0.05],
-        [0.75, 0.2, 0.05, 0.0],
-    ]
-)
 CHANGED_SHARE = 0.15  # customers re-exported with a newer updated_at
 CONSENT_EMAIL_SHARE = 0.7
 CONSENT_ADS_SHARE = 0.55
@@ -62,7 +53,8 @@ def plan_customers(
     customers = np.flatnonzero(population.is_customer)
     customers = customers[np.argsort(population.signup_ms[customers], kind="stable")]
     n = len(customers)
-    tier_cdf = np.cumsum(PERSONA_TIER_SHARES[population.persona[customers]], axis=1)
+    tier_shares = np.array([p.loyalty_tiers for p in PERSONAS])[population.persona[customers]]
+    tier_cdf = np.cumsum(tier_shares, axis=1)
     tier = (rng.random(n)[:, None] > tier_cdf).sum(axis=1).clip(0, len(LOYALTY_TIERS) - 1)
     changed = rng.random(n) < CHANGED_SHARE
     change_ms = np.where(changed, rng.integers(period.start_ms, period.end_ms, n), -1)

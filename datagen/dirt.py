@@ -25,7 +25,7 @@ RATES = {
 }
 MALFORMED_KINDS = ("truncated_json", "binary_garbage", "empty_line")
 MALFORMED_KIND_SHARES = (0.5, 0.25, 0.25)
-DUPLICATE_DELAY_MEAN_MS = 3 * 3_600_000  # a re-send comes minutes to a day later
+DUPLICATE_DELAY_MEAN_MS = 12 * 3_600_000  # a re-send comes minutes to days later
 IMPOSSIBLE_YEAR = 2099
 # Bytes that can never occur in UTF-8 text and are not line breaks in any decoder.
 _GARBAGE_BYTES = np.array([0xC0, 0xC1, *range(0xF5, 0x100)], dtype=np.uint8)

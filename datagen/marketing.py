@@ -19,22 +19,41 @@ UNTRACKED_CLICK_SHARE = 0.06  # ad clicks that never show up as a tracked visit 
 SEARCH_CTR, SOCIAL_CTR = (0.03, 0.07), (0.008, 0.015)
 SEARCH_CPC, SOCIAL_CPM, DISPLAY_CPM = (0.45, 1.1), (5.0, 9.0), (2.0, 3.5)
 EMAIL_COST_PER_SEND = 0.0015
-TOUCH_COLUMNS = (
-    "touch_id",
-    "campaign_id",
-    "variant",
-    "channel",
-    "touch_type",
-    "touch_time",
-    "customer_id",
-    "anonymous_id",
-)
+
+
+def _touch_table(
+    campaign_id: str,
+    channel: str,
+    touch_type: str,
+    serials: np.ndarray,
+    id_key: int,
+    variant: pa.Array,
+    touch_time: pa.Array,
+    customer_id: pa.Array,
+    anonymous_id: pa.Array,
+) -> pa.Table:
+    n = len(serials)
+    return pa.table(
+        {
+            "touch_id": hex_ids("tch-", serials, id_key + 30),
+            "campaign_id": pa.repeat(campaign_id, n),
+            "variant": variant,
+            "channel": pa.repeat(channel, n),
+            "touch_type": pa.repeat(touch_type, n),
+            "touch_time": touch_time,
+            "customer_id": customer_id,
+            "anonymous_id": anonymous_id,
+        }
+    )
 
 
 def email_touch_tables(
     touches: EmailTouches, population: Population, rng: np.random.Generator, id_key: int
 ) -> dict[str, pa.Table]:
-    """One table per e-mail campaign: a 'sent' touch per recipient with its variant."""
+    """One table per e-mail campaign: a 'sent' touch per recipient with its variant.
+
+    Two mail servers send: one stamps ISO UTC, the other naive UTC.
+    """
     tables = {}
     serial = 0
     for index in np.unique(touches.campaign):
@@ -42,19 +61,18 @@ def email_touch_tables(
         rows = rows[np.lexsort((touches.person[rows], touches.touch_ms[rows]))]
         n = len(rows)
         campaign = CAMPAIGNS[index]
-        tables[campaign.campaign_id] = pa.table(
-            {
-                "touch_id": hex_ids("tch-", serial + np.arange(n), id_key + 30),
-                "campaign_id": pa.array([campaign.campaign_id] * n, pa.string()),
-                "variant": lookup(campaign.variants, touches.variant[rows]),
-                "channel": pa.array(["email"] * n, pa.string()),
-                "touch_type": pa.array(["sent"] * n, pa.string()),
-                "touch_time": format_times(
-                    touches.touch_ms[rows], np.where(rng.random(n) < 0.8, ISO_UTC, NAIVE_UTC)
-                ),
-                "customer_id": take(population.customer_ids, touches.person[rows]),
-                "anonymous_id": pa.nulls(n, pa.string()),
-            }
+        tables[campaign.campaign_id] = _touch_table(
+            campaign.campaign_id,
+            "email",
+            "sent",
+            serial + np.arange(n),
+            id_key,
+            variant=lookup(campaign.variants, touches.variant[rows]),
+            touch_time=format_times(
+                touches.touch_ms[rows], np.where(rng.random(n) < 0.8, ISO_UTC, NAIVE_UTC)
+            ),
+            customer_id=take(population.customer_ids, touches.person[rows]),
+            anonymous_id=pa.nulls(n, pa.string()),
         )
         serial += n
     return tables
@@ -92,21 +110,21 @@ def display_touch_tables(
     id_key: int,
     first_serial: int,
 ) -> dict[str, pa.Table]:
+    """One table per display campaign: an 'impression' touch per ad shown, keyed by cookie."""
     tables = {}
     serial = first_serial
     for index, (device, time_ms) in impressions.items():
         n = len(device)
-        tables[CAMPAIGNS[index].campaign_id] = pa.table(
-            {
-                "touch_id": hex_ids("tch-", serial + np.arange(n), id_key + 30),
-                "campaign_id": pa.array([CAMPAIGNS[index].campaign_id] * n, pa.string()),
-                "variant": pa.nulls(n, pa.string()),
-                "channel": pa.array(["display"] * n, pa.string()),
-                "touch_type": pa.array(["impression"] * n, pa.string()),
-                "touch_time": format_times(time_ms, np.full(n, EPOCH_MS_STRING)),
-                "customer_id": pa.nulls(n, pa.string()),
-                "anonymous_id": take(devices.ids, device),
-            }
+        tables[CAMPAIGNS[index].campaign_id] = _touch_table(
+            CAMPAIGNS[index].campaign_id,
+            "display",
+            "impression",
+            serial + np.arange(n),
+            id_key,
+            variant=pa.nulls(n, pa.string()),
+            touch_time=format_times(time_ms, np.full(n, EPOCH_MS_STRING)),
+            customer_id=pa.nulls(n, pa.string()),
+            anonymous_id=take(devices.ids, device),
         )
         serial += n
     return tables

@@ -60,6 +60,13 @@ class OrderLines:
     non_positive_prices: int
 
 
+def _first_of_runs(keys: np.ndarray) -> np.ndarray:
+    """True where a run of equal consecutive keys starts."""
+    starts = np.ones(len(keys), bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    return starts
+
+
 def _online_orders(events: Events, visits: Visits) -> _Orders:
     """A purchase visit's order holds its add_to_cart products, placed at the purchase event."""
     buying_visits = np.flatnonzero(visits.purchase)
@@ -92,9 +99,7 @@ def _store_orders(
     line_order = np.repeat(np.arange(len(person)), n_lines)
     line_person = person[line_order]
     category = chooser.categories(line_person, rng)
-    first_line = (
-        np.r_[True, line_order[1:] != line_order[:-1]] if len(line_order) else np.zeros(0, bool)
-    )
+    first_line = _first_of_runs(line_order)
     coupon_category = np.array([c.category_index for c in CAMPAIGNS])[
         np.maximum(campaign[line_order], 0)
     ]
@@ -174,9 +179,7 @@ def _order_lines(
     lines = np.lexsort((np.arange(len(line_rank)), line_rank))  # by order number, then basket order
     order_of_line = orders.line_order[lines]
     product = orders.line_product[lines]
-    first_line = (
-        np.r_[True, order_of_line[1:] != order_of_line[:-1]] if len(lines) else np.zeros(0, bool)
-    )
+    first_line = _first_of_runs(order_of_line)
     line_number = (
         np.arange(len(lines))
         - np.maximum.accumulate(np.where(first_line, np.arange(len(lines)), 0))
@@ -202,9 +205,8 @@ def _order_lines(
     unit_price[non_positive] = np.where(
         rng.random(len(non_positive)) < 0.5, 0.0, -unit_price[non_positive]
     )
-    store_system_writes_naive = (rng.random(n_orders) < 0.7)[
-        order_of_line
-    ]  # two till systems in the stores
+    # The stores run two till systems: one writes naive UTC, the other local time with offset.
+    store_system_writes_naive = (rng.random(n_orders) < 0.7)[order_of_line]
     time_format = np.select(
         [channel == WEB, channel == APP, store_system_writes_naive],
         [ISO_UTC_MS, EPOCH_MS_STRING, NAIVE_UTC],

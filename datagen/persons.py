@@ -4,13 +4,14 @@ Identifiers are unique by construction (bijective scrambles of serial numbers, o
 person's number inside an e-mail / handle), so the ground truth never has to guess.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datagen.personas import PERSONAS, interest_matrix
+from datagen.personas import PERSONA_NAMES, PERSONAS, interest_matrix
 from datagen.strings import concat, hex_ids, lookup, numbered_ids, with_nulls
 from datagen.timestamps import EPOCH_MS, EPOCH_MS_STRING, ISO_OFFSET, ISO_UTC, ISO_UTC_MS, NAIVE_UTC
 
@@ -167,13 +168,15 @@ class Devices:
         return first, counts
 
 
-def _choice(rng: np.random.Generator, shares, size: int) -> np.ndarray:
+def _choice(rng: np.random.Generator, shares: Sequence[float], size: int) -> np.ndarray:
+    """Indices drawn with probability proportional to `shares`."""
     shares = np.asarray(shares, dtype=float)
     return rng.choice(len(shares), size=size, p=shares / shares.sum())
 
 
 def build_population(n: int, start_ms: int, rng: np.random.Generator, id_key: int) -> Population:
     """Draw n persons; persona shares, demographics and identifiers as documented above."""
+    start_year = int(np.datetime64(start_ms, "ms").astype("datetime64[Y]").astype(int)) + 1970
     persona = _choice(rng, [p.share for p in PERSONAS], n)
     concentration = 40.0  # high: persons stay close to their persona's interests
     interests = rng.gamma(interest_matrix()[persona] * concentration)
@@ -195,16 +198,18 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, id_key: in
         np.argsort(np.where(is_customer, signup_ms, np.iinfo(np.int64).max), kind="stable")
     ] = np.arange(n)
     first, last = rng.integers(0, len(FIRST_NAMES), n), rng.integers(0, len(LAST_NAMES), n)
-    number = pa.array(np.arange(1, n + 1)).cast(pa.string())
     first_names, last_names = lookup(FIRST_NAMES, first), lookup(LAST_NAMES, last)
+    # Distinct numbers make e-mails and handles unique; separate shuffles keep them from
+    # linking a handle to an e-mail (or to the person number) by the number alone.
+    number = pa.array(rng.permutation(n) + 1).cast(pa.string())
+    handle_number = pa.array(rng.permutation(n) + 1).cast(pa.string())
     local_part = pc.choose(
         pa.array(rng.integers(0, 3, n)),
         concat(first_names, ".", last_names, number),
         concat(first_names, last_names, number),
         concat(pc.utf8_slice_codeunits(first_names, 0, 1), last_names, number),
     )
-    handle_body = concat(first_names, "_", last_names, number)
-    handles = with_nulls(concat("@", handle_body), ~has_handle)
+    handles = with_nulls(concat("@", first_names, "_", last_names, handle_number), ~has_handle)
     return Population(
         person_ids=numbered_ids("person_", np.arange(1, n + 1), max(6, len(str(n)))),
         persona=persona,
@@ -214,7 +219,7 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, id_key: in
         city=lookup(city_names, city),
         utc_offset_minutes=np.array([c[1] for c in COUNTRIES])[country],
         gender=np.array([0, 1, 2, -1])[_choice(rng, [0.47, 0.44, 0.03, 0.06], n)],
-        birth_year=np.clip(np.round(rng.normal(1983, 13, n)), 1935, 2007).astype(np.int64),
+        birth_year=start_year - np.clip(np.round(rng.normal(43, 13, n)), 18, 90).astype(np.int64),
         has_login=has_login,
         is_customer=is_customer,
         has_handle=has_handle,
@@ -249,7 +254,9 @@ def build_devices(population: Population, rng: np.random.Generator, id_key: int)
     order = np.lexsort((is_app, owner))
     owner, is_app = owner[order], is_app[order]
     n_devices = len(owner)
-    ios_share = np.where(population.persona[owner] == 1, 0.6, 0.45)
+    ios_share = np.where(
+        population.persona[owner] == PERSONA_NAMES.index("tech_enthusiast"), 0.6, 0.45
+    )
     platform_is_ios = rng.random(n_devices) < ios_share
     ios_client = _choice(rng, [c[2] for c in APP_CLIENTS[:3]], n_devices)
     android_client = 3 + _choice(rng, [c[2] for c in APP_CLIENTS[3:]], n_devices)

@@ -25,6 +25,9 @@ CLICK = ACTIONS.index("click")
 CAMPAIGN_POST_SHARE = 0.3  # engagements on a network with a running campaign that hit its posts
 POSTS_PER_CATEGORY, POSTS_PER_CAMPAIGN = 40, 5
 SOCIAL_CAMPAIGNS = tuple(i for i, c in enumerate(CAMPAIGNS) if c.channel == "social")
+CAMPAIGN_NETWORK = np.array(  # the network a social campaign runs on (its utm_source)
+    [NETWORKS.index(c.utm_source) if c.channel == "social" else -1 for c in CAMPAIGNS]
+)
 
 
 def social_records(
@@ -53,9 +56,7 @@ def social_records(
     campaign = np.full(n, -1)
     for index in SOCIAL_CAMPAIGNS:
         first, stop = CAMPAIGNS[index].active_days(period.days)
-        hits = (
-            (network == NETWORKS.index(CAMPAIGNS[index].utm_source)) & (day >= first) & (day < stop)
-        )
+        hits = (network == CAMPAIGN_NETWORK[index]) & (day >= first) & (day < stop)
         campaign[hits & (rng.random(n) < CAMPAIGN_POST_SHARE)] = index
     clicked = np.flatnonzero(
         np.isin(visits.campaign, SOCIAL_CAMPAIGNS) & population.has_handle[visits.person]
@@ -69,9 +70,7 @@ def social_records(
         ]
     )
     campaign = np.concatenate([campaign, click_campaign])
-    network = np.concatenate(
-        [network, [NETWORKS.index(CAMPAIGNS[c].utm_source) for c in click_campaign]]
-    ).astype(np.int64)
+    network = np.concatenate([network, CAMPAIGN_NETWORK[click_campaign]])
     action = np.concatenate(
         [rng.choice(len(ACTIONS), n, p=ACTION_SHARES), np.full(len(clicked), CLICK)]
     )

@@ -10,7 +10,6 @@ import pyarrow as pa
 from datagen.strings import ascii_matrix, digit_matrix, from_char_matrix, take
 
 ISO_UTC, ISO_UTC_MS, ISO_OFFSET, NAIVE_UTC, EPOCH_MS, EPOCH_MS_STRING = range(6)
-FORMAT_NAMES = ("iso_utc", "iso_utc_ms", "iso_offset", "naive_utc", "epoch_ms", "epoch_ms_string")
 DAY_MS = 86_400_000
 
 

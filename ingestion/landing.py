@@ -79,7 +79,9 @@ def _empty_text_table(channel: Channel) -> pa.Table:
     return _text_schema(channel).empty_table()
 
 
-def _read_jsonl_gz(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str) -> pa.Table:
+def _read_jsonl_gz(
+    con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str
+) -> pa.Table:
     with gzip.open(path, "rb") as handle:
         text = handle.read().decode("utf-8", errors="replace")
     lines = text.split("\n")
@@ -89,11 +91,12 @@ def _read_jsonl_gz(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path,
         {"_line_number": pa.array(range(1, len(lines) + 1), pa.int64()), "record": lines}
     )
     extracted = ",\n".join(
-        f"case when is_object then record ->> '$.\"{name}\"' end as \"{name}\""
+        f'case when is_object then record ->> \'$."{name}"\' end as "{name}"'
         for name in channel.fields
     )
-    return con.sql(
-        f"""
+    return (
+        con.sql(
+            f"""
         with parsed as (
             select
                 _line_number,
@@ -116,8 +119,11 @@ def _read_jsonl_gz(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path,
             {extracted}
         from parsed
         """,
-        params={"name": name},
-    ).to_arrow_table().cast(_text_schema(channel))
+            params={"name": name},
+        )
+        .to_arrow_table()
+        .cast(_text_schema(channel))
+    )
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str) -> pa.Table:
@@ -130,7 +136,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name
     header = [column.strip() for column in header]
     positions = {name_: header.index(name_) for name_ in channel.fields if name_ in header}
     columns: dict[str, list] = {
-        key: [] for key in ("_source_file", "_line_number", "record", "parse_error", *channel.fields)
+        key: []
+        for key in ("_source_file", "_line_number", "record", "parse_error", *channel.fields)
     }
     for row in reader:
         columns["_source_file"].append(name)
@@ -147,8 +154,10 @@ def _read_csv(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name
     return pa.table(columns, schema=_text_schema(channel))
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str) -> pa.Table:
-    rows = pq.read_table(path)  # noqa: F841 - read by DuckDB's replacement scan below
+def _read_parquet(
+    con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str
+) -> pa.Table:
+    rows = pq.read_table(path)
     present = set(rows.column_names)
     fields = ",\n".join(
         f'cast("{field_name}" as varchar) as "{field_name}"'
@@ -156,8 +165,9 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, 
         else f'cast(null as varchar) as "{field_name}"'
         for field_name in channel.fields
     )
-    return con.sql(
-        f"""
+    return (
+        con.sql(
+            f"""
         select
             $name as _source_file,
             cast(row_number() over () as bigint) as _line_number,
@@ -166,8 +176,11 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, 
             {fields}
         from rows
         """,
-        params={"name": name},
-    ).to_arrow_table().cast(_text_schema(channel))
+            params={"name": name},
+        )
+        .to_arrow_table()
+        .cast(_text_schema(channel))
+    )
 
 
 _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parquet}
@@ -195,12 +208,15 @@ def _validate(
         f"case when \"{name}\" is null or trim(\"{name}\") = '' then 'missing required field {name}' end"
         for name in channel.required
     )
-    bad_casts = ", ".join(
-        f"case when \"{name}\" is not null and try_cast(\"{name}\" as {kind}) is null "
-        f"then '{name}: not a {kind}: ' || \"{name}\" end"
-        for name, kind in channel.fields.items()
-        if kind != TEXT
-    ) or "null"
+    bad_casts = (
+        ", ".join(
+            f'case when "{name}" is not null and try_cast("{name}" as {kind}) is null '
+            f"then '{name}: not a {kind}: ' || \"{name}\" end"
+            for name, kind in channel.fields.items()
+            if kind != TEXT
+        )
+        or "null"
+    )
     typed = ",\n".join(
         f'try_cast("{name}" as {kind}) as "{name}"' for name, kind in channel.fields.items()
     )
@@ -223,8 +239,9 @@ def _validate(
         order by _source_file, _line_number
         """
     ).to_arrow_table()
-    rejects = con.sql(
-        """
+    rejects = (
+        con.sql(
+            """
         select
             $channel as channel,
             _source_file as source_file,
@@ -235,7 +252,10 @@ def _validate(
         where rejection <> '' or cast_problem <> ''
         order by _source_file, _line_number
         """,
-        params={"channel": channel.folder},
-    ).to_arrow_table().cast(QUARANTINE_SCHEMA)
+            params={"channel": channel.folder},
+        )
+        .to_arrow_table()
+        .cast(QUARANTINE_SCHEMA)
+    )
     con.unregister("text_rows")
     return records, rejects

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dlt
 
-from ingestion.channels import CHANNELS, Channel
+from ingestion.channels import Channel
 from ingestion.sources import channel_source
 
 RAW_DATASET = "raw"
@@ -27,10 +27,11 @@ def channel_pipeline(channel: Channel, duckdb_path: Path) -> dlt.Pipeline:
     )
 
 
-def load_channel(channel: Channel, landing_dir: Path, duckdb_path: Path) -> dlt.common.pipeline.LoadInfo:
+def load_channel(
+    channel: Channel, landing_dir: Path, duckdb_path: Path
+) -> dlt.common.pipeline.LoadInfo:
     """Load one channel outside Dagster (benchmarks, scripts)."""
     pipeline = channel_pipeline(channel, duckdb_path)
     info = pipeline.run(channel_source(channel, landing_dir))
     info.raise_on_failed_jobs()
     return info
-

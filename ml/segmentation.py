@@ -38,7 +38,9 @@ def segment_profiles(
     if missing:
         raise ValueError(f"profiles lack the column(s) segmentation needs: {', '.join(missing)}")
     if len(profiles) <= max(k_candidates):
-        raise ValueError(f"need more than {max(k_candidates)} profiles to segment, got {len(profiles)}")
+        raise ValueError(
+            f"need more than {max(k_candidates)} profiles to segment, got {len(profiles)}"
+        )
 
     raw = profiles.loc[:, FEATURES].astype(float)
     # No activity at all is the most lapsed a person can be, not the most recent.

@@ -47,6 +47,7 @@ def segment_sizes(segments: pd.DataFrame) -> p9.ggplot:
         p9.ggplot(data, p9.aes("label", "persons"))
         + p9.geom_col(fill="#1f77b4")
         + p9.geom_text(p9.aes(label="persons"), ha="left", nudge_y=0.5, size=9)
+        + p9.scale_y_continuous(expand=(0, 0, 0.12, 0))  # room for the count labels
         + p9.coord_flip()
         + p9.labs(title="Customer segments (k-means)", x="", y="Persons")
         + _theme()

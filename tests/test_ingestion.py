@@ -15,7 +15,12 @@ WEB = CHANNELS["web_events"]
 
 def _lines_in(landing, channel) -> int:
     return sum(
-        len(gzip.open(path, "rt", encoding="utf-8", errors="replace").read().rstrip("\n").split("\n"))
+        len(
+            gzip.open(path, "rt", encoding="utf-8", errors="replace")
+            .read()
+            .rstrip("\n")
+            .split("\n")
+        )
         for path in sorted((landing / channel.folder).glob(channel.pattern))
     )
 
@@ -28,7 +33,9 @@ def _count(db, table) -> int:
 def test_every_line_is_loaded_or_quarantined(small_landing):
     batch = read_channel(WEB, small_landing)
     rejected = {(row["source_file"], row["line_number"]) for row in batch.quarantine.to_pylist()}
-    loaded = set(zip(batch.records["_source_file"].to_pylist(), batch.records["_line_number"].to_pylist()))
+    loaded = set(
+        zip(batch.records["_source_file"].to_pylist(), batch.records["_line_number"].to_pylist())
+    )
     assert rejected, "the generator plants malformed lines"
     assert not loaded & rejected  # web events have only text fields: no partial (cast) rejects
     assert len(loaded) + len(rejected) == _lines_in(small_landing, WEB)

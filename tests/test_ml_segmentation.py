@@ -18,7 +18,9 @@ def _planted_profiles(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     groups = np.repeat(list(centres), 400)
     rows = np.array([centres[group] for group in groups], dtype=float)
     rows *= rng.lognormal(0, 0.15, size=rows.shape)
-    profiles = pd.DataFrame(rows, columns=["recency_days", "frequency", "monetary", "engagement_score"])
+    profiles = pd.DataFrame(
+        rows, columns=["recency_days", "frequency", "monetary", "engagement_score"]
+    )
     profiles.insert(0, "person_id", [f"p{i:05d}" for i in range(len(profiles))])
     return profiles, groups
 
@@ -39,7 +41,9 @@ def test_recovers_planted_groups_and_orders_ids_by_value():
 def test_same_input_gives_same_segments():
     profiles, _ = _planted_profiles()
     first = segment_profiles(profiles).assignments
-    second = segment_profiles(profiles.sample(frac=1.0, random_state=3).sort_values("person_id")).assignments
+    second = segment_profiles(
+        profiles.sample(frac=1.0, random_state=3).sort_values("person_id")
+    ).assignments
     pd.testing.assert_frame_equal(first, second)
 
 

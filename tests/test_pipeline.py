@@ -61,16 +61,22 @@ def test_no_duplicate_event_ids_past_staging(con):
     ).fetchall()
     assert models, "no event-level model past staging"
     for (model,) in models:
-        total, distinct = con.execute(f"select count(*), count(distinct event_id) from {model}").fetchone()
+        total, distinct = con.execute(
+            f"select count(*), count(distinct event_id) from {model}"
+        ).fetchone()
         assert total == distinct, f"{model}: {total - distinct} duplicate event ids"
 
 
 def test_resent_duplicates_reach_raw_but_not_past_staging(con, pipeline_run):
     manifest = json.loads((pipeline_run.landing / "_truth" / "manifest.json").read_text())
     for channel in ("web_events", "app_events"):
-        raw_dupes = con.execute(f"select count(*) - count(distinct event_id) from raw.{channel}").fetchone()[0]
+        raw_dupes = con.execute(
+            f"select count(*) - count(distinct event_id) from raw.{channel}"
+        ).fetchone()[0]
         assert raw_dupes == manifest["channels"][channel]["duplicates_injected"] > 0
-    deduplicated = con.execute("select count(*) from intermediate.int_events_deduplicated").fetchone()[0]
+    deduplicated = con.execute(
+        "select count(*) from intermediate.int_events_deduplicated"
+    ).fetchone()[0]
     distinct_raw = con.execute(
         "select count(distinct event_id) from (select event_id from raw.web_events "
         "union all select event_id from raw.app_events)"
@@ -89,7 +95,9 @@ def _hash_email(email: str) -> str:
 def _truth_identities(landing) -> pd.DataFrame:
     truth = pd.read_parquet(landing / "_truth" / "identities.parquet")
     is_email = truth["identifier_type"] == "email"
-    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(_hash_email)
+    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(
+        _hash_email
+    )
     truth.loc[is_email, "identifier_type"] = "email_sha256"
     return truth
 

@@ -87,17 +87,27 @@ def test_ui_shows_graph_and_materialises(dagster_ui):
     port = dagster_ui
     nodes = _graphql(port, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
-    assert {"raw/web_events", "marts/person_profiles", "ml/person_segments", "reports/marketing_report"} <= keys
+    assert {
+        "raw/web_events",
+        "marts/person_profiles",
+        "ml/person_segments",
+        "reports/marketing_report",
+    } <= keys
     assert {node["groupName"] for node in nodes} >= {"ingestion", "warehouse", "ml", "reports"}
 
-    locations = _graphql(port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")
+    locations = _graphql(
+        port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+    )
     location = locations["workspaceOrError"]["locationEntries"][0]["name"]
     params = {
         "selector": {
             "repositoryLocationName": location,
             "repositoryName": "__repository__",
             "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": ["ml", "person_segments"]}, {"path": ["reports", "marketing_report"]}],
+            "assetSelection": [
+                {"path": ["ml", "person_segments"]},
+                {"path": ["reports", "marketing_report"]},
+            ],
             "assetCheckSelection": [],
         },
         "runConfigData": {},
@@ -109,7 +119,9 @@ def test_ui_shows_graph_and_materialises(dagster_ui):
     deadline = time.monotonic() + 240
     status = None
     while time.monotonic() < deadline:
-        status = _graphql(port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"]["status"]
+        status = _graphql(
+            port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}'
+        )["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)

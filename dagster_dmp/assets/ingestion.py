@@ -39,7 +39,9 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
         name=f"ingest_{channel.folder}",
         dagster_dlt_translator=RawTableTranslator(),
     )
-    def ingest(context: dg.AssetExecutionContext, dlt: DagsterDltResource, warehouse: WarehouseResource):
+    def ingest(
+        context: dg.AssetExecutionContext, dlt: DagsterDltResource, warehouse: WarehouseResource
+    ):
         # A fresh source and pipeline per run: dlt objects cannot be reused across runs.
         yield from dlt.run(
             context=context,

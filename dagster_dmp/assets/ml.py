@@ -41,7 +41,9 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset_check(asset=PERSON_SEGMENTS, description="Every profiled person is in exactly one segment.")
+@dg.asset_check(
+    asset=PERSON_SEGMENTS, description="Every profiled person is in exactly one segment."
+)
 def every_profile_segmented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         unsegmented, duplicated = con.execute(

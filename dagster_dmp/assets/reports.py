@@ -24,7 +24,9 @@ QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
     kinds={"plotnine", "html"},
     description="reports/output/index.html: activity, segments, campaigns and data quality, with the CSV behind every table.",
 )
-def marketing_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def marketing_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as con:
         daily = con.sql(
             "select activity_date, channel, events, active_persons, orders, revenue "
@@ -72,10 +74,32 @@ def marketing_report(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         title="DMP marketing report",
         summary=summary,
         sections=[
-            Section("activity", "Activity by channel", "Events per day and channel (bots excluded).", daily, figures.activity_trend(daily)),
-            Section("segments", "Customer segments", "Segment sizes and their average recency (days), frequency (orders), value and engagement.", segments, figures.segment_sizes(segments)),
-            Section("campaigns", "Campaign performance", "Totals per campaign over the period; conversions are orders tagged with the campaign.", campaigns),
-            Section("data_quality", "Quarantined input", "Records that failed validation at ingestion, by channel and reason.", quarantine),
+            Section(
+                "activity",
+                "Activity by channel",
+                "Events per day and channel (bots excluded).",
+                daily,
+                figures.activity_trend(daily),
+            ),
+            Section(
+                "segments",
+                "Customer segments",
+                "Segment sizes and their average recency (days), frequency (orders), value and engagement.",
+                segments,
+                figures.segment_sizes(segments),
+            ),
+            Section(
+                "campaigns",
+                "Campaign performance",
+                "Totals per campaign over the period; conversions are orders tagged with the campaign.",
+                campaigns,
+            ),
+            Section(
+                "data_quality",
+                "Quarantined input",
+                "Records that failed validation at ingestion, by channel and reason.",
+                quarantine,
+            ),
         ],
     )
     context.log.info(f"Report written to {index}")

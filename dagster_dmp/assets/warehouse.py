@@ -1,5 +1,6 @@
 """The dbt project as assets; its tests become asset checks."""
 
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,4 +21,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
     dagster_dbt_translator=WarehouseTranslator(),
 )
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+    invocation = dbt.cli(["build"], context=context)
+    yield from invocation.stream()
+    # Every invocation writes its own target folder; keep only a failed run's artefacts.
+    shutil.rmtree(invocation.target_path, ignore_errors=True)

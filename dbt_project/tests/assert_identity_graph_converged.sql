@@ -4,6 +4,8 @@
     component is wider than var identity_iterations hops (raise the var).
 #}
 
+{{ config(meta={'dagster': {'ref': {'name': 'int_identifiers_stitched'}}}) }}
+
 with
 
 edges as (

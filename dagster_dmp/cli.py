@@ -114,12 +114,20 @@ def _run(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f"run failed in step(s): {', '.join(failed) or 'unknown'}; see the log above"
         )
-    failed_checks = [
-        check.check_name for check in result.get_asset_check_evaluations() if not check.passed
-    ]
     _progress(f"materialised in {time.perf_counter() - started:.1f}s")
-    if failed_checks:
-        _progress(f"warning: asset checks failed: {', '.join(sorted(failed_checks))}")
+    failed = [check for check in result.get_asset_check_evaluations() if not check.passed]
+    for check in failed:
+        _progress(
+            f"{check.severity.value.lower()}: check {check.asset_key.to_user_string()}:"
+            f"{check.check_name} failed{': ' + check.description if check.description else ''}"
+        )
+    errors = [check for check in failed if check.severity == dg.AssetCheckSeverity.ERROR]
+    if errors:
+        first = errors[0]
+        raise RuntimeError(
+            f"{len(errors)} check(s) failed, first {first.asset_key.to_user_string()}:"
+            f"{first.check_name}{': ' + first.description if first.description else ''}"
+        )
     return 0
 
 

@@ -1,25 +1,50 @@
 """The landing channels and the raw schema each one declares (docs/landing.md)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TEXT = "VARCHAR"
 INT = "BIGINT"
 FLOAT = "DOUBLE"
 
 
+# How a record that arrives again with the same natural key is treated:
+# events are facts, so the first arrival stays ("insert-only": a re-send changes nothing);
+# state-like records (orders, catalogue, ad-network days) take the newest version ("upsert").
+INSERT_ONLY = "insert-only"
+UPSERT = "upsert"
+
+# A plausible timestamp text: ISO-like with a year no later than next year, or epoch
+# seconds / milliseconds before 2100. Anything else is loaded but also reported.
+PLAUSIBLE_TIME = (
+    "case"
+    " when regexp_full_match({v}, '[0-9]{{12,13}}') then cast({v} as bigint) < 4102444800000"
+    " when regexp_full_match({v}, '[0-9]{{9,10}}') then cast({v} as bigint) < 4102444800"
+    " else coalesce(try_cast(left(trim({v}), 4) as integer)"
+    " between 1970 and year(current_date) + 1, false) end"
+)
+
+
 @dataclass(frozen=True)
 class Channel:
-    """One landing folder: how its files look and what its raw table holds."""
+    """One landing folder: how its files look, what its raw table holds, how records merge."""
 
     folder: str
     table: str
     file_format: str  # "jsonl.gz", "csv" or "parquet"
     fields: dict[str, str]
     required: tuple[str, ...]
+    natural_key: tuple[str, ...]
+    merge_strategy: str = INSERT_ONLY
+    # field -> SQL predicate (with {v} for the typed value) that holds for a plausible value
+    plausible: dict[str, str] = field(default_factory=dict)
 
     @property
     def quarantine_table(self) -> str:
         return f"quarantine_{self.table}"
+
+    @property
+    def files_table(self) -> str:
+        return f"landing_files_{self.table}"
 
     @property
     def pattern(self) -> str:
@@ -52,6 +77,8 @@ CHANNELS: dict[str, Channel] = {
                 "user_agent": TEXT,
             },
             required=("event_id", "event_type", "event_time", "anonymous_id"),
+            natural_key=("event_id",),
+            plausible={"event_time": PLAUSIBLE_TIME},
         ),
         Channel(
             folder="app_events",
@@ -70,6 +97,8 @@ CHANNELS: dict[str, Channel] = {
                 "category": TEXT,
             },
             required=("event_id", "event_type", "event_time", "device_id"),
+            natural_key=("event_id",),
+            plausible={"event_time": PLAUSIBLE_TIME},
         ),
         Channel(
             folder="social",
@@ -86,6 +115,8 @@ CHANNELS: dict[str, Channel] = {
                 "category": TEXT,
             },
             required=("engagement_id", "handle", "event_time"),
+            natural_key=("engagement_id",),
+            plausible={"event_time": PLAUSIBLE_TIME},
         ),
         Channel(
             folder="ad_campaigns",
@@ -104,6 +135,14 @@ CHANNELS: dict[str, Channel] = {
                 "currency": TEXT,
             },
             required=("report_date", "campaign_id"),
+            natural_key=("report_date", "network", "campaign_id", "variant"),
+            merge_strategy=UPSERT,
+            plausible={
+                "impressions": "{v} >= 0",
+                "clicks": "{v} >= 0",
+                "cost": "{v} >= 0",
+                "report_date": PLAUSIBLE_TIME,
+            },
         ),
         Channel(
             folder="crm_customers",
@@ -126,6 +165,9 @@ CHANNELS: dict[str, Channel] = {
                 "updated_at": TEXT,
             },
             required=("customer_id",),
+            # Every version is kept (history); the newest per customer wins in dbt.
+            natural_key=("customer_id", "updated_at"),
+            plausible={"birth_year": "{v} between 1900 and year(current_date)"},
         ),
         Channel(
             folder="orders",
@@ -147,6 +189,13 @@ CHANNELS: dict[str, Channel] = {
                 "campaign_id": TEXT,
             },
             required=("order_id", "line_number", "order_time"),
+            natural_key=("order_id", "line_number"),
+            merge_strategy=UPSERT,
+            plausible={
+                "quantity": "{v} > 0",
+                "unit_price": "{v} > 0",
+                "order_time": PLAUSIBLE_TIME,
+            },
         ),
         Channel(
             folder="products",
@@ -161,6 +210,9 @@ CHANNELS: dict[str, Channel] = {
                 "currency": TEXT,
             },
             required=("product_id",),
+            natural_key=("product_id",),
+            merge_strategy=UPSERT,
+            plausible={"price": "{v} > 0"},
         ),
         Channel(
             folder="campaign_touches",
@@ -177,6 +229,7 @@ CHANNELS: dict[str, Channel] = {
                 "anonymous_id": TEXT,
             },
             required=("touch_id", "campaign_id"),
+            natural_key=("touch_id",),
         ),
     )
 }

@@ -1,21 +1,27 @@
-"""Read a channel's landing files into typed records plus quarantined rejects.
+"""Read a channel's landing files into typed records, quarantined rejects and a file ledger.
 
-Every line or row of every file ends up in exactly one of the two tables: valid records
-(typed as the channel declares) or quarantine (channel, file, line, reason, original text).
-Parsing and casting run vectorised in an in-memory DuckDB, never row by row in Python.
+Every line or row of every file read ends up accounted for: loaded as a typed record,
+rejected to quarantine with a reason (malformed, missing a required field, oversized,
+control characters), or both (loaded, with a quarantine note for a value that does not
+cast or is implausible). Parsing and checking run vectorised in an in-memory DuckDB,
+never row by row in Python.
 """
 
 import csv
 import gzip
+import hashlib
 import io
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.channels import TEXT, Channel
+from ingestion.channels import TEXT, UPSERT, Channel
+
+MAX_FIELD_CHARS = 65_536
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -24,8 +30,29 @@ QUARANTINE_SCHEMA = pa.schema(
         ("line_number", pa.int64()),
         ("reason", pa.string()),
         ("record", pa.string()),
+        ("_record_key", pa.string()),
     ]
 )
+
+FILES_SCHEMA = pa.schema(
+    [
+        ("channel", pa.string()),
+        ("source_file", pa.string()),
+        ("fingerprint", pa.string()),
+        ("status", pa.string()),  # "loaded" or "unreadable"
+        ("reason", pa.string()),
+        ("lines", pa.int64()),
+        ("rejected_lines", pa.int64()),
+        ("unexpected_columns", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    name: str  # relative to the landing dir, e.g. "web_events/web_events_20260901.jsonl.gz"
+    path: Path
+    fingerprint: str  # sha256 of the bytes: a changed or re-delivered file is read again
 
 
 @dataclass
@@ -34,35 +61,127 @@ class ChannelBatch:
 
     records: pa.Table
     quarantine: pa.Table
-    files: list[str] = field(default_factory=list)
-    unreadable_files: list[str] = field(default_factory=list)
+    files: pa.Table  # one FILES_SCHEMA row per file read
+    unexpected_columns: list[str]
+
+    @property
+    def unreadable_files(self) -> dict[str, str]:
+        rows = self.files.filter(pa.compute.equal(self.files["status"], "unreadable"))
+        return dict(zip(rows["source_file"].to_pylist(), rows["reason"].to_pylist()))
 
 
-def read_channel(channel: Channel, landing_dir: Path) -> ChannelBatch:
-    """Read every file of `channel` under `landing_dir`; nothing is dropped silently."""
+def landing_files(channel: Channel, landing_dir: Path) -> list[LandingFile]:
     folder = Path(landing_dir) / channel.folder
-    paths = sorted(folder.glob(channel.pattern)) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return [
+        LandingFile(
+            name=path.relative_to(landing_dir).as_posix(),
+            path=path,
+            fingerprint=hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for path in sorted(folder.glob(channel.pattern))
+    ]
+
+
+def read_channel(
+    channel: Channel, landing_dir: Path, already_loaded: Mapping[str, str] | None = None
+) -> ChannelBatch:
+    """Read the channel's files, skipping those whose fingerprint is in `already_loaded`."""
+    already_loaded = already_loaded or {}
+    files = [
+        file
+        for file in landing_files(channel, landing_dir)
+        if already_loaded.get(file.name) != file.fingerprint
+    ]
     con = duckdb.connect()
     text_tables: list[pa.Table] = []
-    unreadable: list[pa.Table] = []
-    for path in paths:
-        name = path.relative_to(landing_dir).as_posix()
+    ledger: list[dict] = []
+    for file in files:
         try:
-            text_tables.append(_READERS[channel.file_format](con, channel, path, name))
+            table, unexpected = _READERS[channel.file_format](con, channel, file)
         except (OSError, EOFError, ValueError, pa.ArrowException, duckdb.Error) as error:
-            unreadable.append(_unreadable_file(channel, name, error))
-    text = pa.concat_tables(text_tables) if text_tables else _empty_text_table(channel)
-    records, rejects = _validate(con, channel, text)
-    quarantine = pa.concat_tables([rejects, *unreadable])
+            reason = f"unreadable file: {type(error).__name__}: {error}".splitlines()[0]
+            ledger.append(_ledger_row(channel, file, "unreadable", reason, 0, []))
+            continue
+        text_tables.append(table)
+        ledger.append(_ledger_row(channel, file, "loaded", None, table.num_rows, unexpected))
+    text = (
+        pa.concat_tables(text_tables, promote_options="default")
+        if text_tables
+        else _text_schema(channel, []).empty_table()
+    )
+    unexpected_columns = [name for name in text.column_names if name not in _text_columns(channel)]
+    records, quarantine = _validate(con, channel, text, unexpected_columns)
+    rejected = _count_by_file(quarantine)
+    for row in ledger:
+        row["rejected_lines"] = rejected.get(row["source_file"], 0)
+    unreadable = [row for row in ledger if row["status"] == "unreadable"]
+    quarantine = pa.concat_tables(
+        [
+            quarantine,
+            pa.Table.from_pylist(
+                [_unreadable_reject(row) for row in unreadable], QUARANTINE_SCHEMA
+            ),
+        ]
+    )
+    con.close()
     return ChannelBatch(
         records=records,
         quarantine=quarantine,
-        files=[path.relative_to(landing_dir).as_posix() for path in paths],
-        unreadable_files=[row["source_file"] for table in unreadable for row in table.to_pylist()],
+        files=pa.Table.from_pylist(ledger, FILES_SCHEMA),
+        unexpected_columns=unexpected_columns,
     )
 
 
-def _text_schema(channel: Channel) -> pa.Schema:
+def _ledger_row(
+    channel: Channel,
+    file: LandingFile,
+    status: str,
+    reason: str | None,
+    lines: int,
+    unexpected: list[str],
+) -> dict:
+    return {
+        "channel": channel.folder,
+        "source_file": file.name,
+        "fingerprint": file.fingerprint,
+        "status": status,
+        "reason": reason,
+        "lines": lines,
+        "rejected_lines": 0,
+        "unexpected_columns": ", ".join(unexpected) or None,
+    }
+
+
+def _unreadable_reject(row: dict) -> dict:
+    return {
+        "channel": row["channel"],
+        "source_file": row["source_file"],
+        "line_number": None,
+        "reason": row["reason"],
+        "record": None,
+        "_record_key": hashlib.md5(
+            f"{row['source_file']}|{row['fingerprint']}".encode()
+        ).hexdigest(),
+    }
+
+
+def _count_by_file(quarantine: pa.Table) -> dict[str, int]:
+    counts = quarantine.group_by("source_file").aggregate([("line_number", "count_distinct")])
+    return dict(
+        zip(counts["source_file"].to_pylist(), counts["line_number_count_distinct"].to_pylist())
+    )
+
+
+_LINEAGE = ("_source_file", "_line_number", "record", "parse_error")
+
+
+def _text_columns(channel: Channel) -> list[str]:
+    return [*_LINEAGE, *channel.fields]
+
+
+def _text_schema(channel: Channel, unexpected: list[str]) -> pa.Schema:
     """Every reader yields this shape: lineage, original text, a parse error, fields as text."""
     return pa.schema(
         [
@@ -70,192 +189,247 @@ def _text_schema(channel: Channel) -> pa.Schema:
             ("_line_number", pa.int64()),
             ("record", pa.string()),
             ("parse_error", pa.string()),
-            *[(name, pa.string()) for name in channel.fields],
+            *[(name, pa.string()) for name in (*channel.fields, *unexpected)],
         ]
     )
 
 
-def _empty_text_table(channel: Channel) -> pa.Table:
-    return _text_schema(channel).empty_table()
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _read_jsonl_gz(
-    con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str
-) -> pa.Table:
-    with gzip.open(path, "rb") as handle:
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile
+) -> tuple[pa.Table, list[str]]:
+    with gzip.open(file.path, "rb") as handle:
         text = handle.read().decode("utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    raw_lines = pa.table(  # noqa: F841 - read by DuckDB's replacement scan below
+    lines_table = pa.table(
         {"_line_number": pa.array(range(1, len(lines) + 1), pa.int64()), "record": lines}
     )
-    extracted = ",\n".join(
-        f'case when is_object then record ->> \'$."{name}"\' end as "{name}"'
-        for name in channel.fields
-    )
-    return (
-        con.sql(
-            f"""
-        with parsed as (
-            select
-                _line_number,
-                record,
-                -- CASE evaluates lazily, so json_type never sees invalid text
-                case when json_valid(record) then json_type(record) = 'OBJECT' else false end
-                    as is_object,
-                case
-                    when trim(record) = '' then 'empty line'
-                    when not json_valid(record) then 'malformed JSON'
-                    when json_type(record) <> 'OBJECT' then 'JSON value is not an object'
-                end as parse_error
-            from raw_lines
-        )
+    con.register("raw_lines", lines_table)
+    con.execute(
+        """
+        create or replace temp table parsed as
         select
-            $name as _source_file,
             _line_number,
             record,
-            parse_error,
-            {extracted}
+            -- CASE evaluates lazily, so json_type never sees invalid text
+            case when json_valid(record) then json_type(record) = 'OBJECT' else false end
+                as is_object,
+            case
+                when trim(record) = '' then 'empty line'
+                when not json_valid(record) then 'malformed JSON'
+                when json_type(record) <> 'OBJECT' then 'JSON value is not an object'
+            end as parse_error
+        from raw_lines
+        """
+    )
+    con.unregister("raw_lines")
+    keys = con.execute(
+        "select distinct unnest(json_keys(record)) as key from parsed where is_object order by key"
+    ).fetchall()
+    unexpected = [key for (key,) in keys if key not in channel.fields and key not in _LINEAGE]
+    extracted = ",\n".join(
+        f"case when is_object then record ->> {_literal('$.' + _quoted(name))} end as {_quoted(name)}"
+        for name in (*channel.fields, *unexpected)
+    )
+    table = con.sql(
+        f"""
+        select $name as _source_file, _line_number, record, parse_error, {extracted}
         from parsed
         """,
-            params={"name": name},
-        )
-        .to_arrow_table()
-        .cast(_text_schema(channel))
-    )
+        params={"name": file.name},
+    ).to_arrow_table()
+    return table.cast(_text_schema(channel, unexpected)), unexpected
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str) -> pa.Table:
+def _read_csv(
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile
+) -> tuple[pa.Table, list[str]]:
     del con  # CSV rows are split by the csv module, which keeps exact line numbers
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = file.path.read_bytes().decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
-        return _empty_text_table(channel)
+        return _text_schema(channel, []).empty_table(), []
     header = [column.strip() for column in header]
-    positions = {name_: header.index(name_) for name_ in channel.fields if name_ in header}
-    columns: dict[str, list] = {
-        key: []
-        for key in ("_source_file", "_line_number", "record", "parse_error", *channel.fields)
-    }
+    unexpected = [
+        name for name in header if name and name not in channel.fields and name not in _LINEAGE
+    ]
+    names = [*channel.fields, *unexpected]
+    positions = {name: header.index(name) for name in names if name in header}
+    columns: dict[str, list] = {key: [] for key in (*_LINEAGE, *names)}
     for row in reader:
-        columns["_source_file"].append(name)
+        columns["_source_file"].append(file.name)
         columns["_line_number"].append(reader.line_num)
         columns["record"].append(",".join(row))
         bad_width = len(row) != len(header)
         columns["parse_error"].append(
             f"expected {len(header)} columns, got {len(row)}" if bad_width else None
         )
-        for field_name in channel.fields:
-            position = positions.get(field_name)
+        for name in names:
+            position = positions.get(name)
             value = row[position] if position is not None and not bad_width else None
-            columns[field_name].append(value if value != "" else None)
-    return pa.table(columns, schema=_text_schema(channel))
+            columns[name].append(value if value != "" else None)
+    return pa.table(columns, schema=_text_schema(channel, unexpected)), unexpected
 
 
 def _read_parquet(
-    con: duckdb.DuckDBPyConnection, channel: Channel, path: Path, name: str
-) -> pa.Table:
-    rows = pq.read_table(path)
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile
+) -> tuple[pa.Table, list[str]]:
+    rows = pq.read_table(file.path)
+    con.register("parquet_rows", rows)
     present = set(rows.column_names)
+    unexpected = [
+        name for name in rows.column_names if name not in channel.fields and name not in _LINEAGE
+    ]
     fields = ",\n".join(
-        f'cast("{field_name}" as varchar) as "{field_name}"'
-        if field_name in present
-        else f'cast(null as varchar) as "{field_name}"'
-        for field_name in channel.fields
+        f"cast({_quoted(name)} as varchar) as {_quoted(name)}"
+        if name in present
+        else f"cast(null as varchar) as {_quoted(name)}"
+        for name in (*channel.fields, *unexpected)
     )
-    return (
-        con.sql(
-            f"""
+    table = con.sql(
+        f"""
         select
             $name as _source_file,
             cast(row_number() over () as bigint) as _line_number,
-            cast(to_json(rows) as varchar) as record,
+            cast(to_json(parquet_rows) as varchar) as record,
             cast(null as varchar) as parse_error,
             {fields}
-        from rows
+        from parquet_rows
         """,
-            params={"name": name},
-        )
-        .to_arrow_table()
-        .cast(_text_schema(channel))
-    )
+        params={"name": file.name},
+    ).to_arrow_table()
+    con.unregister("parquet_rows")
+    return table.cast(_text_schema(channel, unexpected)), unexpected
 
 
 _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parquet}
 
 
-def _unreadable_file(channel: Channel, name: str, error: Exception) -> pa.Table:
-    reason = f"unreadable file: {type(error).__name__}: {error}".splitlines()[0]
-    return pa.table(
-        {
-            "channel": [channel.folder],
-            "source_file": [name],
-            "line_number": pa.array([None], pa.int64()),
-            "reason": [reason],
-            "record": pa.array([None], pa.string()),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-
-
 def _validate(
-    con: duckdb.DuckDBPyConnection, channel: Channel, text: pa.Table
+    con: duckdb.DuckDBPyConnection, channel: Channel, text: pa.Table, unexpected: list[str]
 ) -> tuple[pa.Table, pa.Table]:
-    """Split text rows into typed records and rejects with a reason each."""
-    missing = ", ".join(
-        f"case when \"{name}\" is null or trim(\"{name}\") = '' then 'missing required field {name}' end"
-        for name in channel.required
-    )
-    bad_casts = (
-        ", ".join(
-            f'case when "{name}" is not null and try_cast("{name}" as {kind}) is null '
-            f"then '{name}: not a {kind}: ' || \"{name}\" end"
+    """Split text rows into typed records and quarantine rows, each with its reasons."""
+    every_field = [*channel.fields, *unexpected]
+    rejections = [
+        *(
+            f"case when {_quoted(name)} is null or trim({_quoted(name)}) = '' "
+            f"then 'missing required field {name}' end"
+            for name in channel.required
+        ),
+        *(
+            f"case when length({_quoted(name)}) > {MAX_FIELD_CHARS} then "
+            f"'{name}: ' || length({_quoted(name)}) || ' characters (limit {MAX_FIELD_CHARS})' end"
+            for name in every_field
+        ),
+        *(
+            f"case when regexp_matches({_quoted(name)}, '[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]') "
+            f"then '{name}: control characters' end"
+            for name in every_field
+        ),
+    ]
+    notes = [
+        *(
+            f"case when {_quoted(name)} is not null and try_cast({_quoted(name)} as {kind}) is null "
+            f"then '{name}: not a {kind}: ' || left({_quoted(name)}, 200) end"
             for name, kind in channel.fields.items()
             if kind != TEXT
-        )
-        or "null"
-    )
+        ),
+        *(
+            f"case when not ({predicate.format(v=_typed(channel, name))}) "
+            f"then '{name}: implausible value ' || left({_quoted(name)}, 200) end"
+            for name, predicate in channel.plausible.items()
+        ),
+    ]
     typed = ",\n".join(
-        f'try_cast("{name}" as {kind}) as "{name}"' for name, kind in channel.fields.items()
+        [
+            *(
+                f"try_cast({_quoted(name)} as {kind}) as {_quoted(name)}"
+                for name, kind in channel.fields.items()
+            ),
+            *(_quoted(name) for name in unexpected),
+        ]
     )
+    record_key = (
+        "md5(concat_ws('|', "
+        + ", ".join(
+            f"coalesce(cast({_typed(channel, name)} as varchar), '\\N')"
+            for name in channel.natural_key
+        )
+        + "))"
+    )
+    # Within one read the first arrival of a key wins for facts, the last for upserts
+    # (files are read in name order, which landing exports keep chronological).
+    newest_first = "desc" if channel.merge_strategy == UPSERT else "asc"
     con.register("text_rows", text)
     con.execute(
         f"""
         create or replace temp table checked as
         select
             *,
-            coalesce(parse_error, concat_ws('; ', {missing})) as rejection,
-            concat_ws('; ', {bad_casts}) as cast_problem
+            coalesce(parse_error, concat_ws('; ', {", ".join(rejections)})) as rejection,
+            concat_ws('; ', {", ".join(notes) or "null"}) as note
         from text_rows
         """
     )
+    con.unregister("text_rows")
     records = con.sql(
         f"""
-        select {typed}, _source_file, _line_number
-        from checked
-        where rejection = ''
+        with accepted as (
+            select
+                {typed},
+                _source_file,
+                _line_number,
+                {record_key} as _record_key
+            from checked
+            where rejection = ''
+        ),
+        ranked as (
+            select
+                *,
+                row_number() over (
+                    partition by _record_key
+                    order by _source_file {newest_first}, _line_number {newest_first}
+                ) as arrival
+            from accepted
+        )
+        select * exclude (arrival)
+        from ranked
+        where arrival = 1
         order by _source_file, _line_number
         """
     ).to_arrow_table()
-    rejects = (
+    quarantine = (
         con.sql(
             """
-        select
-            $channel as channel,
-            _source_file as source_file,
-            _line_number as line_number,
-            concat_ws('; ', nullif(rejection, ''), nullif(cast_problem, '')) as reason,
-            record
-        from checked
-        where rejection <> '' or cast_problem <> ''
-        order by _source_file, _line_number
-        """,
+            select
+                $channel as channel,
+                _source_file as source_file,
+                _line_number as line_number,
+                concat_ws('; ', nullif(rejection, ''), nullif(note, '')) as reason,
+                record,
+                md5(concat_ws('|', _source_file, _line_number)) as _record_key
+            from checked
+            where rejection <> '' or note <> ''
+            order by _source_file, _line_number
+            """,
             params={"channel": channel.folder},
         )
         .to_arrow_table()
         .cast(QUARANTINE_SCHEMA)
     )
-    con.unregister("text_rows")
-    return records, rejects
+    return records, quarantine
+
+
+def _typed(channel: Channel, name: str) -> str:
+    kind = channel.fields[name]
+    return _quoted(name) if kind == TEXT else f"try_cast({_quoted(name)} as {kind})"

@@ -1,38 +1,69 @@
-"""One dlt source per landing channel: its raw table and its quarantine table."""
+"""One dlt source per landing channel: its raw table, its quarantine and its file ledger.
+
+Incremental by file: the source state remembers the fingerprint of every file it loaded, so
+a re-run reads only new or changed files. Records merge on their natural key
+(`_record_key`), so a file delivered twice, or an event re-sent in a later file, never
+makes a second row.
+"""
 
 from collections.abc import Callable
 from pathlib import Path
 
 import dlt
+import pyarrow as pa
 from dlt.sources import DltResource
 
-from ingestion.channels import Channel
+from ingestion.channels import INSERT_ONLY, Channel
 from ingestion.landing import ChannelBatch, read_channel
+
+_STATE_KEY = "loaded_files"
 
 
 def channel_source(channel: Channel, landing_dir: Path) -> dlt.sources.DltSource:
-    """Both resources share one lazy read, so the files are parsed once per run."""
+    """All three resources share one lazy read, so the files are parsed once per run."""
     batch: list[ChannelBatch] = []
 
     def read_once() -> ChannelBatch:
         if not batch:
-            batch.append(read_channel(channel, Path(landing_dir)))
+            loaded: dict[str, str] = dlt.current.source_state().setdefault(_STATE_KEY, {})
+            batch.append(read_channel(channel, Path(landing_dir), already_loaded=loaded))
+            for name, fingerprint, status in zip(
+                batch[0].files["source_file"].to_pylist(),
+                batch[0].files["fingerprint"].to_pylist(),
+                batch[0].files["status"].to_pylist(),
+            ):
+                if status == "loaded":  # an unreadable file is tried again next run
+                    loaded[name] = fingerprint
         return batch[0]
 
     @dlt.source(name=channel.folder, max_table_nesting=0)
     def source() -> list[DltResource]:
         return [
-            _resource(channel.table, lambda: read_once().records),
-            _resource(channel.quarantine_table, lambda: read_once().quarantine),
+            _resource(
+                channel.table, "_record_key", channel.merge_strategy, lambda: read_once().records
+            ),
+            _resource(
+                channel.quarantine_table, "_record_key", INSERT_ONLY, lambda: read_once().quarantine
+            ),
+            _resource(channel.files_table, "source_file", "upsert", lambda: read_once().files),
         ]
 
     return source()
 
 
-def _resource(table: str, rows: Callable) -> DltResource:
-    # Replace keeps a re-run over the same landing zone idempotent; an empty table still
-    # yields its schema so downstream models always find the relation.
+def _resource(table: str, key: str, strategy: str, rows: Callable[[], pa.Table]) -> DltResource:
+    # An empty table still yields its schema, so downstream models always find the relation.
     def arrow_rows():
-        yield rows()
+        table = rows()
+        position = table.schema.get_field_index(key)
+        # dlt makes a primary key NOT NULL; say so in the Arrow schema too.
+        yield table.cast(
+            table.schema.set(position, table.schema.field(position).with_nullable(False))
+        )
 
-    return dlt.resource(arrow_rows, name=table, write_disposition="replace")
+    return dlt.resource(
+        arrow_rows,
+        name=table,
+        primary_key=key,
+        write_disposition={"disposition": "merge", "strategy": strategy},
+    )

@@ -32,12 +32,12 @@ def test_dagster_definitions_validate():
 def test_every_raw_table_reaches_the_report_through_dbt():
     graph = _definitions().resolve_asset_graph()
     raw_keys = [key for key in graph.get_all_asset_keys() if key.path[0] == "raw"]
-    assert len(raw_keys) == 16  # 8 channels x (table + quarantine)
+    assert len(raw_keys) == 24  # 8 channels x (table + quarantine + file ledger)
     ancestors = dg.AssetSelection.assets(REPORT).upstream().resolve(graph)
     for key in raw_keys:
         assert key in ancestors, f"{key.to_user_string()} does not reach the report"
     for key in raw_keys:
-        if key.path[1].startswith("quarantine_"):
+        if key.path[1].startswith(("quarantine_", "landing_files_")):
             continue
         downstream = dg.AssetSelection.assets(key).downstream(depth=1).resolve(graph) - {key}
         assert any(child.path[0] == "staging" for child in downstream), (

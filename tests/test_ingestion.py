@@ -1,69 +1,208 @@
-"""Ingestion through real dlt pipelines into a real DuckDB file: nothing valid is lost."""
+"""Ingestion through real dlt pipelines into a real DuckDB file: incremental, idempotent,
+nothing valid lost, every bad record quarantined with a reason."""
 
+import csv
 import gzip
+import json
 import shutil
 
 import duckdb
 import pytest
 
 from ingestion.channels import CHANNELS
-from ingestion.landing import read_channel
+from ingestion.landing import MAX_FIELD_CHARS, read_channel
 from ingestion.pipeline import load_channel
 
 WEB = CHANNELS["web_events"]
+CRM = CHANNELS["crm_customers"]
 
 
-def _lines_in(landing, channel) -> int:
-    return sum(
-        len(
-            gzip.open(path, "rt", encoding="utf-8", errors="replace")
-            .read()
-            .rstrip("\n")
-            .split("\n")
-        )
-        for path in sorted((landing / channel.folder).glob(channel.pattern))
-    )
+def _query(db, sql):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
 
 
 def _count(db, table) -> int:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(f"select count(*) from raw.{table}").fetchone()[0]
+    return _query(db, f"select count(*) from raw.{table}")[0][0]
+
+
+def _snapshot(db, channel) -> dict:
+    return {
+        table: _query(db, f"select * from raw.{table} order by all")
+        for table in (channel.table, channel.quarantine_table, channel.files_table)
+    }
+
+
+def _write_jsonl_gz(path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _event(event_id: str, **fields) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "event_type": "page_view",
+            "event_time": "2026-09-03T10:00:00Z",
+            "anonymous_id": "anon-test",
+            **fields,
+        }
+    )
+
+
+@pytest.fixture
+def web_landing(tmp_path, small_landing):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing / WEB.folder, landing / WEB.folder)
+    return landing
 
 
 def test_every_line_is_loaded_or_quarantined(small_landing):
+    """Count good records in and out: each valid event id arrives exactly once."""
     batch = read_channel(WEB, small_landing)
-    rejected = {(row["source_file"], row["line_number"]) for row in batch.quarantine.to_pylist()}
-    loaded = set(
-        zip(batch.records["_source_file"].to_pylist(), batch.records["_line_number"].to_pylist())
+    valid_ids, bad_lines = set(), set()
+    for path in sorted((small_landing / WEB.folder).glob(WEB.pattern)):
+        name = path.relative_to(small_landing).as_posix()
+        with gzip.open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.rstrip("\n").split("\n"), start=1):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                bad_lines.add((name, number))
+                continue
+            valid_ids.add(event["event_id"])
+    assert bad_lines, "the generator plants malformed lines"
+    assert sorted(batch.records["event_id"].to_pylist()) == sorted(valid_ids)
+    quarantined = set(
+        zip(
+            batch.quarantine["source_file"].to_pylist(), batch.quarantine["line_number"].to_pylist()
+        )
     )
-    assert rejected, "the generator plants malformed lines"
-    assert not loaded & rejected  # web events have only text fields: no partial (cast) rejects
-    assert len(loaded) + len(rejected) == _lines_in(small_landing, WEB)
+    assert bad_lines <= quarantined
 
 
-def test_rerun_is_idempotent(tmp_path, small_landing):
+def test_second_run_changes_no_table(tmp_path, web_landing):
     db = tmp_path / "dmp.duckdb"
-    load_channel(WEB, small_landing, db)
-    first = (_count(db, WEB.table), _count(db, WEB.quarantine_table))
-    load_channel(WEB, small_landing, db)
-    assert (_count(db, WEB.table), _count(db, WEB.quarantine_table)) == first
-    assert first[0] > 0
+    load_channel(WEB, web_landing, db)
+    before = _snapshot(db, WEB)
+    load_channel(WEB, web_landing, db)
+    assert _snapshot(db, WEB) == before
+    assert len(before[WEB.table]) > 0
 
 
-def test_unreadable_file_is_named_and_the_rest_still_loads(tmp_path, small_landing):
-    landing = tmp_path / "landing"
-    shutil.copytree(small_landing / WEB.folder, landing / WEB.folder)
-    (landing / WEB.folder / "zz-corrupt.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")
+def test_only_new_files_are_read_and_resends_late_events_and_copies_add_nothing(
+    tmp_path, web_landing
+):
+    db = tmp_path / "dmp.duckdb"
+    load_channel(WEB, web_landing, db)
+    before = _count(db, WEB.table)
+    first_file = min((web_landing / WEB.folder).glob(WEB.pattern))
+    with gzip.open(first_file, "rt", errors="replace") as handle:
+        lines = handle.read().split("\n")
+    known = [line for line in lines if line.startswith("{") and line.endswith("}")][:5]
+    # a late file: five events re-sent from last week, two new late events
+    _write_jsonl_gz(
+        web_landing / WEB.folder / "web_events_late.jsonl.gz",
+        [*known, _event("late-1", event_time="2026-09-02T23:59:00Z"), _event("late-2")],
+    )
+    # the same export delivered twice under another name
+    shutil.copy(first_file, web_landing / WEB.folder / "web_events_copy.jsonl.gz")
+    load_channel(WEB, web_landing, db)
+
+    assert _count(db, WEB.table) == before + 2
+    files = dict(_query(db, f"select source_file, lines from raw.{WEB.files_table}"))
+    assert "web_events/web_events_late.jsonl.gz" in files
+    loaded_from_late = _query(
+        db,
+        f"select event_id from raw.{WEB.table} where _source_file = 'web_events/web_events_late.jsonl.gz'",
+    )
+    assert sorted(row[0] for row in loaded_from_late) == ["late-1", "late-2"]
+
+
+def test_unreadable_file_is_named_and_the_rest_still_loads(tmp_path, web_landing, small_landing):
+    (web_landing / WEB.folder / "zz-corrupt.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")
     expected_good = read_channel(WEB, small_landing).records.num_rows
 
     db = tmp_path / "dmp.duckdb"
-    load_channel(WEB, landing, db)
+    load_channel(WEB, web_landing, db)
     assert _count(db, WEB.table) == expected_good
-    with duckdb.connect(str(db), read_only=True) as con:
-        reasons = con.execute(
-            f"select reason from raw.{WEB.quarantine_table} where source_file = 'web_events/zz-corrupt.jsonl.gz'"
-        ).fetchall()
-    assert len(reasons) == 1 and reasons[0][0].startswith("unreadable file")
+    ledger = _query(
+        db,
+        f"select status, reason from raw.{WEB.files_table} where source_file like '%zz-corrupt%'",
+    )
+    assert ledger[0][0] == "unreadable" and "BadGzipFile" in ledger[0][1]
+    assert _query(
+        db,
+        f"select count(*) from raw.{WEB.quarantine_table} "
+        "where source_file = 'web_events/zz-corrupt.jsonl.gz' and reason like 'unreadable file%'",
+    ) == [(1,)]
+
+
+def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path):
+    landing = tmp_path / "landing"
+    sql_text = "'; drop table raw.web_events; --"
+    _write_jsonl_gz(
+        landing / WEB.folder / "nasty.jsonl.gz",
+        [
+            _event("good-1", page_url=sql_text),
+            _event("good-2", brand_new_field="kept"),
+            _event("huge", user_agent="x" * (MAX_FIELD_CHARS + 1)),
+            _event("control", page_url="/home\x00\x07"),
+            json.dumps(
+                {"event_id": "no-type", "event_time": "2026-09-03T10:00:00Z", "anonymous_id": "a"}
+            ),
+            _event("future", event_time="2099-01-01T00:00:00Z"),
+            '{"event_id": "cut',
+            "",
+        ],
+    )
+    db = tmp_path / "dmp.duckdb"
+    load_channel(WEB, landing, db)
+
+    loaded = dict(_query(db, f"select event_id, page_url from raw.{WEB.table}"))
+    assert set(loaded) == {"good-1", "good-2", "future"}
+    assert loaded["good-1"] == sql_text  # data, never SQL
+    assert _query(db, f"select brand_new_field from raw.{WEB.table} where event_id = 'good-2'") == [
+        ("kept",)
+    ]
+    reasons = dict(_query(db, f"select line_number, reason from raw.{WEB.quarantine_table}"))
+    assert reasons[3].startswith(f"user_agent: {MAX_FIELD_CHARS + 1} characters")
+    assert reasons[4] == "page_url: control characters"
+    assert reasons[5] == "missing required field event_type"
+    assert reasons[6].startswith("event_time: implausible value 2099")
+    assert reasons[7] == "malformed JSON"
+    assert reasons[8] == "empty line"
+    assert _query(db, f"select unexpected_columns from raw.{WEB.files_table}") == [
+        ("brand_new_field",)
+    ]
+
+
+def test_type_violations_keep_the_record_and_note_the_field(tmp_path):
+    landing = tmp_path / "landing"
+    (landing / CRM.folder).mkdir(parents=True)
+    with open(landing / CRM.folder / "crm.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id", "email", "birth_year", "updated_at", "loyalty_points"])
+        writer.writerow(["C1", "a@example.test", "1980", "2026-09-01", "10"])
+        writer.writerow(["C2", "b@example.test", "nineteen", "2026-09-01", "20"])
+        writer.writerow(["", "orphan@example.test", "1990", "2026-09-01", "30"])
+        writer.writerow(["C3", "short row"])
+        writer.writerow(["C1", "a@example.test", "1980", "2026-09-05", "15"])  # a newer version
+    db = tmp_path / "dmp.duckdb"
+    load_channel(CRM, landing, db)
+
+    rows = _query(
+        db, f"select customer_id, birth_year, loyalty_points from raw.{CRM.table} order by all"
+    )
+    assert rows == [("C1", 1980, "10"), ("C1", 1980, "15"), ("C2", None, "20")]  # history kept
+    reasons = dict(_query(db, f"select line_number, reason from raw.{CRM.quarantine_table}"))
+    assert reasons == {
+        3: "birth_year: not a BIGINT: nineteen",
+        4: "missing required field customer_id",
+        5: "expected 5 columns, got 2",
+    }
 
 
 @pytest.mark.parametrize("channel", list(CHANNELS.values()), ids=lambda channel: channel.folder)
@@ -71,3 +210,4 @@ def test_every_channel_has_records_from_the_generator(small_landing, channel):
     batch = read_channel(channel, small_landing)
     assert batch.records.num_rows > 0
     assert set(channel.fields) <= set(batch.records.column_names)
+    assert batch.unreadable_files == {}

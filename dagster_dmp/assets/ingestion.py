@@ -11,24 +11,34 @@ from ingestion.pipeline import RAW_DATASET, channel_pipeline
 from ingestion.sources import channel_source
 
 
+def _describe(source: str, table: str) -> str:
+    channel = CHANNELS[source]
+    if table == channel.quarantine_table:
+        return (
+            f"Records of landing channel `{source}` that failed validation, or loaded with a "
+            "value that does not cast or is implausible: file, line, reason, original text."
+        )
+    if table == channel.files_table:
+        return (
+            f"Ledger of `{source}` landing files: fingerprint, loaded or unreadable (with the "
+            "reason), lines read and rejected, unexpected columns found."
+        )
+    return (
+        f"Raw `{source}` records as sent, typed per docs/landing.md, one row per "
+        f"{' + '.join(channel.natural_key)} ({channel.merge_strategy}), with source file and line."
+    )
+
+
 class RawTableTranslator(DagsterDltTranslator):
     """Key each dlt resource as `raw/<table>`, the key dbt's sources point at."""
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         spec = super().get_asset_spec(data)
-        table = data.resource.name
-        is_quarantine = table.startswith("quarantine_")
         return spec.replace_attributes(
-            key=dg.AssetKey([RAW_DATASET, table]),
+            key=dg.AssetKey([RAW_DATASET, data.resource.name]),
             deps=[],
             group_name="ingestion",
-            description=(
-                f"Records of landing channel `{data.resource.source_name}` that failed "
-                "validation: channel, source file, line, reason and the original text."
-                if is_quarantine
-                else f"Raw `{data.resource.source_name}` records loaded as sent, typed per "
-                "docs/landing.md, with their source file and line."
-            ),
+            description=_describe(data.resource.source_name, data.resource.name),
         ).merge_attributes(kinds={"duckdb"})
 
 
@@ -53,4 +63,26 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
     return ingest
 
 
+def _files_readable_check(channel: Channel) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey([RAW_DATASET, channel.files_table]),
+        name="landing_files_readable",
+        description=f"Every `{channel.folder}` landing file could be read (a corrupt file fails this).",
+    )
+    def files_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
+            unreadable = con.execute(
+                f"select source_file, reason from {RAW_DATASET}.{channel.files_table} "
+                "where status = 'unreadable' order by source_file"
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=not unreadable,
+            description="; ".join(f"{name}: {reason}" for name, reason in unreadable) or None,
+            metadata={"unreadable_files": len(unreadable)},
+        )
+
+    return files_readable
+
+
 ingestion_assets = [_channel_assets(channel) for channel in CHANNELS.values()]
+ingestion_checks = [_files_readable_check(channel) for channel in CHANNELS.values()]

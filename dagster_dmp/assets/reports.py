@@ -10,6 +10,7 @@ from reports import figures
 from reports.writer import Section, write_report
 
 QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
+FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
 
 
 @dg.asset(
@@ -18,7 +19,7 @@ QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
         PERSON_SEGMENTS,
         dg.AssetKey(["marts", "daily_activity"]),
         dg.AssetKey(["marts", "campaign_performance"]),
-        *[dg.AssetKey([RAW_DATASET, table]) for table in QUARANTINE_TABLES],
+        *[dg.AssetKey([RAW_DATASET, table]) for table in (*QUARANTINE_TABLES, *FILES_TABLES)],
     ],
     group_name="reports",
     kinds={"plotnine", "html"},
@@ -55,19 +56,41 @@ def marketing_report(
             order by campaign_id
             """
         ).df()
+        problems = " union all ".join(
+            f"select channel, unnest(string_split(reason, '; ')) as problem from {RAW_DATASET}.{table}"
+            for table in QUARANTINE_TABLES
+        )
+        # One row per kind of problem: the value quoted in a reason is cut off, so
+        # "quantity: implausible value -1" and "... -3" count together.
         quarantine = con.sql(
+            f"""
+            select
+                channel,
+                regexp_replace(problem, '(implausible value|not a [A-Z]+:|unreadable file:) .*', '\\1')
+                    as reason,
+                count(*) as records
+            from ({problems})
+            group by all
+            order by records desc
+            """
+        ).df()
+        files = con.sql(
             " union all ".join(
-                f"select channel, reason, count(*) as records from {RAW_DATASET}.{table} group by all"
-                for table in QUARANTINE_TABLES
+                f"select channel, count(*) as files, "
+                f"count(*) filter (where status = 'unreadable') as unreadable_files, "
+                f"sum(lines) as lines, sum(rejected_lines) as rejected_lines, "
+                f"string_agg(distinct unexpected_columns, ', ') as unexpected_columns "
+                f"from {RAW_DATASET}.{table} group by channel"
+                for table in FILES_TABLES
             )
-            + " order by records desc"
+            + " order by channel"
         ).df()
     persons = int(segments["persons"].sum())
     summary = (
         f"{persons:,} persons in {len(segments)} segments; "
         f"{int(daily['events'].sum()):,} events and {int(daily['orders'].sum()):,} orders "
         f"from {daily['activity_date'].min()} to {daily['activity_date'].max()}; "
-        f"{int(quarantine['records'].sum()):,} input records quarantined."
+        f"{int(files['rejected_lines'].sum()):,} input lines quarantined."
     )
     index = write_report(
         warehouse.reports,
@@ -95,9 +118,18 @@ def marketing_report(
                 campaigns,
             ),
             Section(
+                "landing_files",
+                "Landing files",
+                "Files read per channel, lines read and rejected, unreadable files and columns "
+                "the channel schema does not declare (kept, not dropped).",
+                files,
+            ),
+            Section(
                 "data_quality",
                 "Quarantined input",
-                "Records that failed validation at ingestion, by channel and reason.",
+                "Problems found at ingestion, by channel and kind: rejected records (malformed, "
+                "missing required fields, oversized, control characters) and loaded records "
+                "with a value that does not cast or is implausible.",
                 quarantine,
             ),
         ],

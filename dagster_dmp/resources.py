@@ -9,9 +9,11 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
+from pydantic import Field
 
 from dagster_dmp import settings
 from dagster_dmp.project import dbt_project
+from ingestion.channels import CHANNELS
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -20,6 +22,9 @@ class WarehouseResource(dg.ConfigurableResource):
     duckdb_path: str
     landing_dir: str
     reports_dir: str
+    # channel folder -> API URL for channels that also pull from an HTTP API
+    api_urls: dict[str, str] = Field(default_factory=dict)
+    api_lookback_hours: float = 72
 
     @property
     def database(self) -> Path:
@@ -50,6 +55,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             duckdb_path=str(settings.duckdb_path()),
             landing_dir=str(settings.landing_dir()),
             reports_dir=str(settings.reports_dir()),
+            api_urls=settings.api_urls([c.folder for c in CHANNELS.values() if c.api_cursor]),
+            api_lookback_hours=settings.api_lookback_hours(),
         ),
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(

@@ -22,3 +22,16 @@ def reports_dir() -> Path:
 def export_duckdb_path() -> None:
     """dbt reads the warehouse path from the environment: pin it to the same file."""
     os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())
+
+
+def api_urls(folders: list[str]) -> dict[str, str]:
+    """`DMP_API_<CHANNEL>_URL` (e.g. DMP_API_CRM_CUSTOMERS_URL) turns on an API pull."""
+    return {
+        folder: os.environ[f"DMP_API_{folder.upper()}_URL"]
+        for folder in folders
+        if os.environ.get(f"DMP_API_{folder.upper()}_URL")
+    }
+
+
+def api_lookback_hours() -> float:
+    return float(os.environ.get("DMP_API_LOOKBACK_HOURS", "72"))

@@ -37,6 +37,8 @@ class Channel:
     merge_strategy: str = INSERT_ONLY
     # field -> SQL predicate (with {v} for the typed value) that holds for a plausible value
     plausible: dict[str, str] = field(default_factory=dict)
+    # the ISO time/date field an API pull of this channel pages forward on (None: files only)
+    api_cursor: str | None = None
 
     @property
     def quarantine_table(self) -> str:
@@ -137,6 +139,7 @@ CHANNELS: dict[str, Channel] = {
             required=("report_date", "campaign_id"),
             natural_key=("report_date", "network", "campaign_id", "variant"),
             merge_strategy=UPSERT,
+            api_cursor="report_date",
             plausible={
                 "impressions": "{v} >= 0",
                 "clicks": "{v} >= 0",
@@ -167,6 +170,7 @@ CHANNELS: dict[str, Channel] = {
             required=("customer_id",),
             # Every version is kept (history); the newest per customer wins in dbt.
             natural_key=("customer_id", "updated_at"),
+            api_cursor="updated_at",
             plausible={"birth_year": "{v} between 1900 and year(current_date)"},
         ),
         Channel(

@@ -11,7 +11,7 @@ import csv
 import gzip
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +85,13 @@ def landing_files(channel: Channel, landing_dir: Path) -> list[LandingFile]:
 
 
 def read_channel(
-    channel: Channel, landing_dir: Path, already_loaded: Mapping[str, str] | None = None
+    channel: Channel,
+    landing_dir: Path,
+    already_loaded: Mapping[str, str] | None = None,
+    api_pages: Iterable[tuple[str, list[str]]] = (),
 ) -> ChannelBatch:
-    """Read the channel's files, skipping those whose fingerprint is in `already_loaded`."""
+    """Read the channel's files, skipping those whose fingerprint is in `already_loaded`,
+    plus any pages pulled from its API (named source, JSON objects as text)."""
     already_loaded = already_loaded or {}
     files = [
         file
@@ -106,6 +110,8 @@ def read_channel(
             continue
         text_tables.append(table)
         ledger.append(_ledger_row(channel, file, "loaded", None, table.num_rows, unexpected))
+    for source, objects in api_pages:
+        text_tables.append(_json_lines(con, channel, objects, source)[0])
     text = (
         pa.concat_tables(text_tables, promote_options="default")
         if text_tables
@@ -210,6 +216,13 @@ def _read_jsonl_gz(
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    return _json_lines(con, channel, lines, file.name)
+
+
+def _json_lines(
+    con: duckdb.DuckDBPyConnection, channel: Channel, lines: list[str], source: str
+) -> tuple[pa.Table, list[str]]:
+    """JSON objects, one per line, as a text table; keys the channel does not declare are kept."""
     lines_table = pa.table(
         {"_line_number": pa.array(range(1, len(lines) + 1), pa.int64()), "record": lines}
     )
@@ -245,7 +258,7 @@ def _read_jsonl_gz(
         select $name as _source_file, _line_number, record, parse_error, {extracted}
         from parsed
         """,
-        params={"name": file.name},
+        params={"name": source},
     ).to_arrow_table()
     return table.cast(_text_schema(channel, unexpected)), unexpected
 

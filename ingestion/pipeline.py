@@ -1,9 +1,11 @@
 """dlt pipelines that load landing channels into the DuckDB `raw` dataset."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dlt
 
+from ingestion.api import DEFAULT_LOOKBACK
 from ingestion.channels import Channel
 from ingestion.sources import channel_source
 
@@ -28,10 +30,16 @@ def channel_pipeline(channel: Channel, duckdb_path: Path) -> dlt.Pipeline:
 
 
 def load_channel(
-    channel: Channel, landing_dir: Path, duckdb_path: Path
+    channel: Channel,
+    landing_dir: Path,
+    duckdb_path: Path,
+    api_url: str | None = None,
+    api_lookback: timedelta = DEFAULT_LOOKBACK,
 ) -> dlt.common.pipeline.LoadInfo:
-    """Load one channel outside Dagster (benchmarks, scripts)."""
+    """Load one channel outside Dagster (benchmarks, scripts, tests)."""
     pipeline = channel_pipeline(channel, duckdb_path)
-    info = pipeline.run(channel_source(channel, landing_dir))
+    info = pipeline.run(
+        channel_source(channel, landing_dir, api_url=api_url, api_lookback=api_lookback)
+    )
     info.raise_on_failed_jobs()
     return info

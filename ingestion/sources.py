@@ -7,26 +7,50 @@ makes a second row.
 """
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
+from ingestion.api import DEFAULT_LOOKBACK, newest, pull_pages, since
 from ingestion.channels import INSERT_ONLY, Channel
 from ingestion.landing import ChannelBatch, read_channel
 
 _STATE_KEY = "loaded_files"
+_CURSOR_KEY = "api_cursor"
 
 
-def channel_source(channel: Channel, landing_dir: Path) -> dlt.sources.DltSource:
-    """All three resources share one lazy read, so the files are parsed once per run."""
+def channel_source(
+    channel: Channel,
+    landing_dir: Path,
+    api_url: str | None = None,
+    api_lookback: timedelta = DEFAULT_LOOKBACK,
+) -> dlt.sources.DltSource:
+    """All three resources share one lazy read, so the input is parsed once per run.
+
+    With `api_url` (channels that declare an `api_cursor` only), records are also pulled
+    from the channel's HTTP API, forward from the cursor kept in the source state.
+    """
+    if api_url and not channel.api_cursor:
+        raise ValueError(f"channel {channel.folder} has no API cursor; it loads from files only")
     batch: list[ChannelBatch] = []
 
     def read_once() -> ChannelBatch:
         if not batch:
-            loaded: dict[str, str] = dlt.current.source_state().setdefault(_STATE_KEY, {})
-            batch.append(read_channel(channel, Path(landing_dir), already_loaded=loaded))
+            state = dlt.current.source_state()
+            loaded: dict[str, str] = state.setdefault(_STATE_KEY, {})
+            pages = (
+                pull_pages(api_url, since(state.get(_CURSOR_KEY), api_lookback)) if api_url else ()
+            )
+            batch.append(
+                read_channel(channel, Path(landing_dir), already_loaded=loaded, api_pages=pages)
+            )
+            if api_url:
+                state[_CURSOR_KEY] = newest(
+                    batch[0].records, channel.api_cursor, state.get(_CURSOR_KEY)
+                )
             for name, fingerprint, status in zip(
                 batch[0].files["source_file"].to_pylist(),
                 batch[0].files["fingerprint"].to_pylist(),

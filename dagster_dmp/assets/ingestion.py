@@ -1,5 +1,7 @@
 """One dlt multi-asset per landing channel: its raw table and its quarantine table."""
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -55,7 +57,12 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
         # A fresh source and pipeline per run: dlt objects cannot be reused across runs.
         yield from dlt.run(
             context=context,
-            dlt_source=channel_source(channel, warehouse.landing),
+            dlt_source=channel_source(
+                channel,
+                warehouse.landing,
+                api_url=warehouse.api_urls.get(channel.folder),
+                api_lookback=timedelta(hours=warehouse.api_lookback_hours),
+            ),
             dlt_pipeline=channel_pipeline(channel, warehouse.database),
             dagster_dlt_translator=RawTableTranslator(),
         )

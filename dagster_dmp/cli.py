@@ -1,7 +1,8 @@
-"""`dmp`: generate demo data, materialise the asset graph in-process, run the demo."""
+"""`dmp`: generate or import channel data, materialise the asset graph in-process, run demos."""
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -25,18 +26,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ingestion.importers import IMPORTERS
+
+    datasets = sorted(IMPORTERS)
     parser = argparse.ArgumentParser(
         prog="dmp",
-        description="Open warehouse-native Data Management Platform (dlt -> DuckDB -> dbt -> ML -> reports).",
-        epilog="Paths: DMP_DUCKDB_PATH (warehouse), DMP_LANDING_DIR (input files), DMP_REPORTS_DIR (report).",
+        description="Open warehouse-native Data Management Platform "
+        "(dlt -> DuckDB -> dbt -> ML -> reports).",
+        epilog="Paths: DMP_DUCKDB_PATH (warehouse), DMP_LANDING_DIR (input files), "
+        "DMP_REPORTS_DIR (report), DMP_REAL_DATA_DIR (real datasets for --dataset).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser(
         "generate", help="write synthetic channel data with ground truth into a landing folder"
     )
-    _add_generate_options(generate, out_required=False)
+    _add_generate_options(generate)
+    _add_out_option(generate)
     generate.set_defaults(handler=_generate)
+
+    import_ = commands.add_parser(
+        "import", help="turn a real public dataset into landing-zone files"
+    )
+    import_.add_argument("dataset", choices=datasets, help="which dataset")
+    import_.add_argument("path", type=Path, help="the dataset's folder (or its data file)")
+    _add_out_option(import_)
+    import_.set_defaults(handler=_import)
 
     run = commands.add_parser("run", help="materialise assets in-process (default: all)")
     run.add_argument(
@@ -47,14 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
-        "demo", help="generate demo data, materialise every asset, print the report path"
+        "demo",
+        help="from an empty warehouse: generate (or import) data, materialise every asset, "
+        "print the report path",
     )
-    _add_generate_options(demo, out_required=False)
+    _add_generate_options(demo)
+    demo.add_argument(
+        "--dataset",
+        choices=datasets,
+        help="run on a real dataset instead of synthetic data (read from DMP_REAL_DATA_DIR, "
+        "default ../shared/data/real beside the repository)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
 
-def _add_generate_options(parser: argparse.ArgumentParser, out_required: bool) -> None:
+def _add_generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--persons",
         type=int,
@@ -67,10 +90,12 @@ def _add_generate_options(parser: argparse.ArgumentParser, out_required: bool) -
     parser.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
     )
+
+
+def _add_out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        required=out_required,
         default=None,
         help="landing folder to write (default: $DMP_LANDING_DIR or data/landing)",
     )
@@ -90,6 +115,21 @@ def _generate(args: argparse.Namespace) -> int:
     )
     generate(persons=args.persons, days=args.days, seed=args.seed, out_dir=out, progress=_progress)
     _progress(f"done in {time.perf_counter() - started:.1f}s; ground truth in {out / '_truth'}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ingestion.importers import import_dataset
+
+    out = (args.out or settings.landing_dir()).resolve()
+    started = time.perf_counter()
+    _progress(f"importing {args.dataset} from {args.path} into {out}")
+    summary = import_dataset(args.dataset, args.path, out)
+    for channel, rows in summary["rows_written"].items():
+        _progress(f"  {channel}: {rows:,} rows")
+    for reason, rows in summary.get("set_aside", {}).items():
+        _progress(f"  set aside, {reason}: {rows:,} rows")
+    _progress(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 
 
@@ -141,15 +181,39 @@ def _instance():
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        os.environ["DMP_LANDING_DIR"] = str(args.out.resolve())
-    args.out = settings.landing_dir()
-    _generate(args)
+    from ingestion.importers import IMPORTERS
+
+    _reset_warehouse()
+    if args.dataset:
+        real_data = Path(
+            os.environ.get(
+                "DMP_REAL_DATA_DIR", settings.REPO_ROOT.parent / "shared" / "data" / "real"
+            )
+        )
+        # Real data gets a landing folder of its own, so it never mixes with synthetic files.
+        landing = settings.landing_dir().with_name(f"landing_{args.dataset}")
+        shutil.rmtree(landing, ignore_errors=True)
+        os.environ["DMP_LANDING_DIR"] = str(landing)
+        args.path, args.out = real_data / IMPORTERS[args.dataset].folder, landing
+        _import(args)
+    else:
+        args.out = settings.landing_dir()
+        _generate(args)
     args.select = "*"
     _run(args)
-    index = settings.reports_dir() / "index.html"
-    print(f"Report: {index}")
+    print(f"Report: {settings.reports_dir() / 'index.html'}")
     return 0
+
+
+def _reset_warehouse() -> None:
+    """A demo starts from an empty warehouse: ingestion is incremental and would keep old rows."""
+    from ingestion.pipeline import pipelines_dir
+
+    database = settings.duckdb_path()
+    _progress(f"starting from an empty warehouse at {database}")
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(pipelines_dir(database), ignore_errors=True)
 
 
 if __name__ == "__main__":

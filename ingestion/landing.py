@@ -30,6 +30,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("line_number", pa.int64()),
         ("reason", pa.string()),
         ("record", pa.string()),
+        ("loaded", pa.bool_()),  # true: loaded with this note; false: rejected
         ("_record_key", pa.string()),
     ]
 )
@@ -42,6 +43,8 @@ FILES_SCHEMA = pa.schema(
         ("status", pa.string()),  # "loaded" or "unreadable"
         ("reason", pa.string()),
         ("lines", pa.int64()),
+        ("loaded_lines", pa.int64()),
+        ("duplicate_lines", pa.int64()),  # a key seen earlier in the same read
         ("rejected_lines", pa.int64()),
         ("unexpected_columns", pa.string()),
     ]
@@ -118,10 +121,9 @@ def read_channel(
         else _text_schema(channel, []).empty_table()
     )
     unexpected_columns = [name for name in text.column_names if name not in _text_columns(channel)]
-    records, quarantine = _validate(con, channel, text, unexpected_columns)
-    rejected = _count_by_file(quarantine)
+    records, quarantine, counts = _validate(con, channel, text, unexpected_columns)
     for row in ledger:
-        row["rejected_lines"] = rejected.get(row["source_file"], 0)
+        row.update(counts.get(row["source_file"], {}))
     unreadable = [row for row in ledger if row["status"] == "unreadable"]
     quarantine = pa.concat_tables(
         [
@@ -155,6 +157,8 @@ def _ledger_row(
         "status": status,
         "reason": reason,
         "lines": lines,
+        "loaded_lines": 0,
+        "duplicate_lines": 0,
         "rejected_lines": 0,
         "unexpected_columns": ", ".join(unexpected) or None,
     }
@@ -167,17 +171,11 @@ def _unreadable_reject(row: dict) -> dict:
         "line_number": None,
         "reason": row["reason"],
         "record": None,
+        "loaded": False,
         "_record_key": hashlib.md5(
             f"{row['source_file']}|{row['fingerprint']}".encode()
         ).hexdigest(),
     }
-
-
-def _count_by_file(quarantine: pa.Table) -> dict[str, int]:
-    counts = quarantine.group_by("source_file").aggregate([("line_number", "count_distinct")])
-    return dict(
-        zip(counts["source_file"].to_pylist(), counts["line_number_count_distinct"].to_pylist())
-    )
 
 
 _LINEAGE = ("_source_file", "_line_number", "record", "parse_error")
@@ -330,8 +328,9 @@ _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parqu
 
 def _validate(
     con: duckdb.DuckDBPyConnection, channel: Channel, text: pa.Table, unexpected: list[str]
-) -> tuple[pa.Table, pa.Table]:
-    """Split text rows into typed records and quarantine rows, each with its reasons."""
+) -> tuple[pa.Table, pa.Table, dict[str, dict[str, int]]]:
+    """Split text rows into typed records and quarantine rows, each with its reasons, and
+    count per file what was loaded, dropped as a repeat of a key, or rejected."""
     every_field = [*channel.fields, *unexpected]
     rejections = [
         *(
@@ -395,27 +394,22 @@ def _validate(
         """
     )
     con.unregister("text_rows")
+    con.execute(
+        f"""
+        create or replace temp table ranked as
+        select
+            *,
+            {record_key} as _record_key,
+            case when rejection = '' then row_number() over (
+                partition by rejection = '', {record_key}
+                order by _source_file {newest_first}, _line_number {newest_first}
+            ) end as arrival
+        from checked
+        """
+    )
     records = con.sql(
         f"""
-        with accepted as (
-            select
-                {typed},
-                _source_file,
-                _line_number,
-                {record_key} as _record_key
-            from checked
-            where rejection = ''
-        ),
-        ranked as (
-            select
-                *,
-                row_number() over (
-                    partition by _record_key
-                    order by _source_file {newest_first}, _line_number {newest_first}
-                ) as arrival
-            from accepted
-        )
-        select * exclude (arrival)
+        select {typed}, _source_file, _line_number, _record_key
         from ranked
         where arrival = 1
         order by _source_file, _line_number
@@ -430,8 +424,9 @@ def _validate(
                 _line_number as line_number,
                 concat_ws('; ', nullif(rejection, ''), nullif(note, '')) as reason,
                 record,
+                rejection = '' as loaded,
                 md5(concat_ws('|', _source_file, _line_number)) as _record_key
-            from checked
+            from ranked
             where rejection <> '' or note <> ''
             order by _source_file, _line_number
             """,
@@ -440,7 +435,25 @@ def _validate(
         .to_arrow_table()
         .cast(QUARANTINE_SCHEMA)
     )
-    return records, quarantine
+    counts = {
+        source_file: {
+            "loaded_lines": loaded,
+            "duplicate_lines": duplicates,
+            "rejected_lines": rejected,
+        }
+        for source_file, loaded, duplicates, rejected in con.execute(
+            """
+            select
+                _source_file,
+                count(*) filter (where arrival = 1),
+                count(*) filter (where arrival > 1),
+                count(*) filter (where arrival is null)
+            from ranked
+            group by _source_file
+            """
+        ).fetchall()
+    }
+    return records, quarantine, counts
 
 
 def _typed(channel: Channel, name: str) -> str:

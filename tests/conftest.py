@@ -38,11 +38,10 @@ def small_landing(tmp_path_factory) -> Path:
     return landing
 
 
-@pytest.fixture(scope="session")
-def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
-    root = tmp_path_factory.mktemp("pipeline")
+def materialise_everything(landing: Path, root: Path) -> PipelineRun:
+    """Every asset and check, in-process, into a warehouse under `root` fed from `landing`."""
     paths = {
-        "DMP_LANDING_DIR": small_landing,
+        "DMP_LANDING_DIR": landing,
         "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",
         "DMP_REPORTS_DIR": root / "reports",
     }
@@ -56,15 +55,20 @@ def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
         result = dg.materialize(
             [*all_assets, *all_asset_checks], resources=build_resources(), raise_on_error=False
         )
-        yield PipelineRun(
-            landing=small_landing,
-            duckdb_path=paths["DMP_DUCKDB_PATH"],
-            reports=paths["DMP_REPORTS_DIR"],
-            result=result,
-        )
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    return PipelineRun(
+        landing=landing,
+        duckdb_path=paths["DMP_DUCKDB_PATH"],
+        reports=paths["DMP_REPORTS_DIR"],
+        result=result,
+    )
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
+    return materialise_everything(small_landing, tmp_path_factory.mktemp("pipeline"))

@@ -78,7 +78,8 @@ def marketing_report(
             " union all ".join(
                 f"select channel, count(*) as files, "
                 f"count(*) filter (where status = 'unreadable') as unreadable_files, "
-                f"sum(lines) as lines, sum(rejected_lines) as rejected_lines, "
+                f"sum(lines) as lines, sum(loaded_lines) as loaded_lines, "
+                f"sum(duplicate_lines) as duplicate_lines, sum(rejected_lines) as rejected_lines, "
                 f"string_agg(distinct unexpected_columns, ', ') as unexpected_columns "
                 f"from {RAW_DATASET}.{table} group by channel"
                 for table in FILES_TABLES
@@ -120,8 +121,9 @@ def marketing_report(
             Section(
                 "landing_files",
                 "Landing files",
-                "Files read per channel, lines read and rejected, unreadable files and columns "
-                "the channel schema does not declare (kept, not dropped).",
+                "Files read per channel: lines read, loaded, dropped as a repeat of a record "
+                "already read (re-sends), rejected to quarantine; unreadable files; columns the "
+                "channel schema does not declare (kept, not dropped).",
                 files,
             ),
             Section(

@@ -8,6 +8,7 @@ CHANNEL_COLOURS = {
     "app": "#ff7f0e",
     "social": "#2ca02c",
     "store": "#9467bd",
+    "phone": "#8c564b",
 }
 
 
@@ -18,19 +19,21 @@ def _theme() -> p9.theme:
 
 
 def activity_trend(daily_activity: pd.DataFrame) -> p9.ggplot:
-    """Daily events per channel: the trend and the weekly rhythm at a glance."""
-    with_events = daily_activity.groupby("channel")["events"].transform("sum") > 0
-    data = daily_activity[with_events].assign(
-        activity_date=pd.to_datetime(daily_activity["activity_date"])
+    """Daily events per channel (orders when the data has no events, as in a shop export):
+    the trend and the weekly rhythm at a glance."""
+    measure = "events" if daily_activity["events"].sum() > 0 else "orders"
+    with_activity = daily_activity.groupby("channel")[measure].transform("sum") > 0
+    data = daily_activity[with_activity].assign(
+        activity_date=lambda frame: pd.to_datetime(frame["activity_date"])
     )
     return (
-        p9.ggplot(data, p9.aes("activity_date", "events", colour="channel"))
+        p9.ggplot(data, p9.aes("activity_date", measure, colour="channel"))
         + p9.geom_line(size=0.8)
         + p9.scale_colour_manual(values=CHANNEL_COLOURS)
         + p9.labs(
-            title="Daily activity by channel",
+            title=f"Daily {measure} by channel",
             x="Date",
-            y="Events per day",
+            y=f"{measure.capitalize()} per day",
             colour="Channel",
         )
         + _theme()

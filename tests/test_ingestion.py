@@ -82,7 +82,9 @@ def test_every_line_is_loaded_or_quarantined(small_landing):
     )
     assert bad_lines <= quarantined
     for file in batch.files.to_pylist():
-        assert file["lines"] == file["loaded_lines"] + file["duplicate_lines"] + file["rejected_lines"]
+        assert (
+            file["lines"] == file["loaded_lines"] + file["duplicate_lines"] + file["rejected_lines"]
+        )
     assert sum(batch.files["loaded_lines"].to_pylist()) == batch.records.num_rows
 
 

@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,13 +248,16 @@ def _json_lines(
         "select distinct unnest(json_keys(record)) as key from parsed where is_object order by key"
     ).fetchall()
     unexpected = [key for (key,) in keys if key not in channel.fields and key not in _LINEAGE]
-    extracted = ",\n".join(
-        f"case when is_object then record ->> {_literal('$.' + _quoted(name))} end as {_quoted(name)}"
-        for name in (*channel.fields, *unexpected)
-    )
+    # One parse per line into a struct of text fields (nested values stay JSON text).
+    structure = json.dumps({name: "VARCHAR" for name in (*channel.fields, *unexpected)})
     table = con.sql(
         f"""
-        select $name as _source_file, _line_number, record, parse_error, {extracted}
+        select
+            $name as _source_file,
+            _line_number,
+            record,
+            parse_error,
+            unnest(json_transform(case when is_object then record end, {_literal(structure)}))
         from parsed
         """,
         params={"name": source},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion.channels import TEXT, UPSERT, Channel
@@ -66,11 +67,10 @@ class ChannelBatch:
     records: pa.Table
     quarantine: pa.Table
     files: pa.Table  # one FILES_SCHEMA row per file read
-    unexpected_columns: list[str]
 
     @property
     def unreadable_files(self) -> dict[str, str]:
-        rows = self.files.filter(pa.compute.equal(self.files["status"], "unreadable"))
+        rows = self.files.filter(pc.equal(self.files["status"], "unreadable"))
         return dict(zip(rows["source_file"].to_pylist(), rows["reason"].to_pylist()))
 
 
@@ -139,7 +139,6 @@ def read_channel(
         records=records,
         quarantine=quarantine,
         files=pa.Table.from_pylist(ledger, FILES_SCHEMA),
-        unexpected_columns=unexpected_columns,
     )
 
 

@@ -195,6 +195,11 @@ def _demo(args: argparse.Namespace) -> int:
         shutil.rmtree(landing, ignore_errors=True)
         os.environ["DMP_LANDING_DIR"] = str(landing)
         args.path, args.out = real_data / IMPORTERS[args.dataset].folder, landing
+        if not args.path.is_dir():
+            raise FileNotFoundError(
+                f"real dataset folder not found: {args.path} (set DMP_REAL_DATA_DIR to the "
+                "folder that holds the datasets)"
+            )
         _import(args)
     else:
         args.out = settings.landing_dir()

@@ -121,8 +121,11 @@ def read_channel(
         if text_tables
         else _text_schema(channel, []).empty_table()
     )
+    del text_tables  # the concatenated table is the only copy kept from here
     unexpected_columns = [name for name in text.column_names if name not in _text_columns(channel)]
-    records, quarantine, counts = _validate(con, channel, text, unexpected_columns)
+    con.register("text_rows", text)
+    del text  # DuckDB holds it until _validate has checked every row
+    records, quarantine, counts = _validate(con, channel, unexpected_columns)
     for row in ledger:
         row.update(counts.get(row["source_file"], {}))
     unreadable = [row for row in ledger if row["status"] == "unreadable"]
@@ -261,6 +264,7 @@ def _json_lines(
         """,
         params={"name": source},
     ).to_arrow_table()
+    con.execute("drop table parsed")
     return table.cast(_text_schema(channel, unexpected)), unexpected
 
 
@@ -330,10 +334,11 @@ _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parqu
 
 
 def _validate(
-    con: duckdb.DuckDBPyConnection, channel: Channel, text: pa.Table, unexpected: list[str]
+    con: duckdb.DuckDBPyConnection, channel: Channel, unexpected: list[str]
 ) -> tuple[pa.Table, pa.Table, dict[str, dict[str, int]]]:
-    """Split text rows into typed records and quarantine rows, each with its reasons, and
-    count per file what was loaded, dropped as a repeat of a key, or rejected."""
+    """Split the registered `text_rows` into typed records and quarantine rows, each with
+    its reasons, and count per file what was loaded, dropped as a repeat of a key, or
+    rejected."""
     every_field = [*channel.fields, *unexpected]
     rejections = [
         *(
@@ -385,21 +390,17 @@ def _validate(
     # Within one read the first arrival of a key wins for facts, the last for upserts
     # (files are read in name order, which landing exports keep chronological).
     newest_first = "desc" if channel.merge_strategy == UPSERT else "asc"
-    con.register("text_rows", text)
-    con.execute(
-        f"""
-        create or replace temp table checked as
-        select
-            *,
-            coalesce(parse_error, concat_ws('; ', {", ".join(rejections)})) as rejection,
-            concat_ws('; ', {", ".join(notes) or "null"}) as note
-        from text_rows
-        """
-    )
-    con.unregister("text_rows")
+    # One materialisation only: the checks are a CTE, not a second copy of every row.
     con.execute(
         f"""
         create or replace temp table ranked as
+        with checked as (
+            select
+                *,
+                coalesce(parse_error, concat_ws('; ', {", ".join(rejections)})) as rejection,
+                concat_ws('; ', {", ".join(notes) or "null"}) as note
+            from text_rows
+        )
         select
             *,
             {record_key} as _record_key,
@@ -410,6 +411,7 @@ def _validate(
         from checked
         """
     )
+    con.unregister("text_rows")
     records = con.sql(
         f"""
         select {typed}, _source_file, _line_number, _record_key

@@ -23,8 +23,17 @@ class PipelineRun:
 
 
 def ensure_dbt_manifest() -> None:
-    """dagster-dbt loads the manifest at import; `make` builds it, this covers bare pytest."""
-    if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
+    """dagster-dbt loads the manifest at import; `make` builds it, this covers bare pytest
+    and a manifest older than the dbt files it describes."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    sources = [
+        path
+        for folder in ("models", "macros", "tests")
+        for path in (DBT_PROJECT_DIR / folder).rglob("*")
+        if path.is_file()
+    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
+    newest_source = max(path.stat().st_mtime for path in sources)
+    if not manifest.exists() or manifest.stat().st_mtime < newest_source:
         dbt = Path(sys.executable).with_name("dbt")
         subprocess.run([str(dbt), "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True)
 

@@ -3,7 +3,8 @@
     RFM, interest and engagement come from the int_persons_* models (their docs give the
     formulas); CRM attributes from the person's most recently updated customer record.
     Persons without any dated activity (e.g. a customer known only from the CRM or a campaign
-    touch) get recency_days null, scores 1, segment 'lost' and engagement 0.
+    touch) get recency_days null, scores 1, segment 'lost' and engagement 0. sessions and
+    avg_session_seconds come from int_sessions_aggregated (web and app events only).
 #}
 
 with
@@ -60,6 +61,12 @@ orders as (
 
 ),
 
+sessions as (
+
+    select * from {{ ref('int_sessions_aggregated') }}
+
+),
+
 persons as (
 
     select
@@ -81,6 +88,17 @@ activity_counts as (
         sum(case when activity_kind = 'social_engagement' then 1 else 0 end)
             as social_engagements
     from activities
+    group by 1
+
+),
+
+session_stats as (
+
+    select
+        person_id,
+        count(*) as sessions,
+        avg(cast(duration_seconds as {{ dmp.type_double() }})) as avg_session_seconds
+    from sessions
     group by 1
 
 ),
@@ -163,6 +181,9 @@ final as (
         cast(coalesce(activity_counts.app_events, 0) as {{ dbt.type_bigint() }}) as app_events,
         cast(coalesce(activity_counts.social_engagements, 0) as {{ dbt.type_bigint() }})
             as social_engagements,
+        cast(coalesce(session_stats.sessions, 0) as {{ dbt.type_bigint() }}) as sessions,
+        cast(session_stats.avg_session_seconds as {{ dmp.type_double() }})
+            as avg_session_seconds,
         cast(rfm.recency_days as {{ dbt.type_bigint() }}) as recency_days,
         cast(coalesce(rfm.frequency, 0) as {{ dbt.type_bigint() }}) as frequency,
         cast(coalesce(rfm.monetary, 0) as {{ dmp.type_double() }}) as monetary,
@@ -185,6 +206,8 @@ final as (
     cross join as_of
     left join activity_counts
         on persons.person_id = activity_counts.person_id
+    left join session_stats
+        on persons.person_id = session_stats.person_id
     left join rfm
         on persons.person_id = rfm.person_id
     left join interests

@@ -1,5 +1,6 @@
 """One small real warehouse per test session: generated data -> dlt -> dbt -> ML -> report."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from dagster_dmp.settings import DBT_PROJECT_DIR
@@ -20,6 +22,21 @@ class PipelineRun:
     duckdb_path: Path
     reports: Path
     result: dg.ExecuteInProcessResult
+
+
+def hash_email(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def truth_identities(landing: Path) -> pd.DataFrame:
+    """The planted identities, e-mails hashed as the identity graph stores them."""
+    truth = pd.read_parquet(landing / "_truth" / "identities.parquet")
+    is_email = truth["identifier_type"] == "email"
+    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(
+        hash_email
+    )
+    truth.loc[is_email, "identifier_type"] = "email_sha256"
+    return truth
 
 
 def ensure_dbt_manifest() -> None:

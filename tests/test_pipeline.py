@@ -1,6 +1,5 @@
 """End to end on generated data: every layer ran for real and produced the right things."""
 
-import hashlib
 import json
 from html.parser import HTMLParser
 
@@ -8,6 +7,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import hash_email, truth_identities
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -82,20 +82,6 @@ def _pairs(sizes: pd.Series) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def _hash_email(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-def _truth_identities(landing) -> pd.DataFrame:
-    truth = pd.read_parquet(landing / "_truth" / "identities.parquet")
-    is_email = truth["identifier_type"] == "email"
-    truth.loc[is_email, "identifier_value"] = truth.loc[is_email, "identifier_value"].map(
-        _hash_email
-    )
-    truth.loc[is_email, "identifier_type"] = "email_sha256"
-    return truth
-
-
 def _observed_links(con) -> pd.DataFrame:
     """Every pair of identifiers the raw data shows together: an oracle written apart from dbt."""
     links = con.execute(
@@ -123,7 +109,7 @@ def _observed_links(con) -> pd.DataFrame:
     ).df()
     for side in ("a", "b"):
         is_email = links[f"{side}_type"] == "email"
-        links.loc[is_email, side] = links.loc[is_email, side].map(_hash_email)
+        links.loc[is_email, side] = links.loc[is_email, side].map(hash_email)
         links.loc[is_email, f"{side}_type"] = "email_sha256"
         is_handle = links[f"{side}_type"] == "social_handle"
         handles = links.loc[is_handle, side].str.strip().str.lower()
@@ -145,7 +131,7 @@ def _linkable_components(truth: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
 
 
 def test_identity_stitching_precision_and_recall(con, pipeline_run):
-    truth = _truth_identities(pipeline_run.landing)
+    truth = truth_identities(pipeline_run.landing)
     truth["linkable_group"] = _linkable_components(truth, _observed_links(con))
     predicted = con.execute(
         "select identifier_type, identifier_value, person_id from marts.person_identifiers"

@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+from machine import describe_machine
 
 # Keeps dlt from trying to send anonymous usage telemetry (there is no network here); the
 # same for every path, so it does not favour one.
@@ -120,7 +121,7 @@ def main() -> None:
         "benchmark": "web_events landing files (jsonl.gz) -> DuckDB raw.web_events",
         "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": _machine(),
+        "machine": describe_machine(("dlt", "duckdb", "pyarrow")),
         "code": code,
         "landing": landing_info,
         "paths": measured,
@@ -307,37 +308,6 @@ def _ratios(measured: dict) -> dict:
         f"ours_vs_{name}": round(ours["rows_per_second"] / result["rows_per_second"], 1)
         for name, result in measured.items()
         if name != "ours"
-    }
-
-
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gb = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return {
-        "cores": os.cpu_count(),
-        "ram_gb": ram_gb,
-        "cpu": cpu,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "dlt": version("dlt"),
-        "duckdb": version("duckdb"),
-        "pyarrow": version("pyarrow"),
     }
 
 

@@ -24,15 +24,15 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from importlib.metadata import version
 from pathlib import Path
+
+from machine import describe_machine
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
@@ -98,7 +98,7 @@ def main() -> None:
         "benchmark": "dbt build (models, data tests, unit tests) on ~1M events in DuckDB",
         "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": _machine(),
+        "machine": describe_machine(("dbt-core", "dbt-duckdb", "duckdb", "dlt")),
         "load_average_1m": {"before": round(load_before[0], 2), "after": _load_1m()},
         "code": code,
         "landing": landing_info,
@@ -260,29 +260,6 @@ def _mb(path: Path) -> float:
 
 def _load_1m() -> float:
     return round(os.getloadavg()[0], 2)
-
-
-def _machine() -> dict:
-    cpu, ram_gb = platform.processor() or platform.machine(), None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gb = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "ram_gb": ram_gb,
-        "cpu": cpu,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb", "dlt")},
-    }
 
 
 def _code_state(project: Path) -> dict:

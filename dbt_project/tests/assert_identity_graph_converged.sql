@@ -1,6 +1,6 @@
 {#
-    Proves the label propagation in int_identifiers_stitched converged: no kept edge of the
-    identity graph joins two different persons. Fails with the offending edges when a
+    Proves the label propagation in int_identifiers_clustered converged: no kept edge of the
+    identity graph joins two different components or persons (int_identifiers_stitched). Fails with the offending edges when a
     component is wider than var identity_iterations hops (raise the var).
 #}
 
@@ -27,6 +27,8 @@ split_edges as (
         edges.edge_source,
         edges.left_key,
         edges.right_key,
+        left_identifiers.component_key as left_component_key,
+        right_identifiers.component_key as right_component_key,
         left_identifiers.person_id as left_person_id,
         right_identifiers.person_id as right_person_id
     from edges
@@ -34,7 +36,8 @@ split_edges as (
         on edges.left_key = left_identifiers.node_key
     inner join identifiers as right_identifiers
         on edges.right_key = right_identifiers.node_key
-    where left_identifiers.person_id <> right_identifiers.person_id
+    where left_identifiers.component_key <> right_identifiers.component_key
+        or left_identifiers.person_id <> right_identifiers.person_id
 
 )
 

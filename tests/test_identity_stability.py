@@ -1,0 +1,206 @@
+"""person_id is stable: a re-run gives the same ids, new data never renames a person, and
+when two persons merge the older id survives (int_person_ids_assigned)."""
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from dagster_dmp.settings import DBT_PROJECT_DIR
+from ingestion.channels import CHANNELS
+from ingestion.pipeline import load_channel
+
+DBT = Path(sys.executable).with_name("dbt")
+NEW_COOKIE = "aaaa-new-cookie"  # sorts before every generated cookie ("anon-...")
+NEW_PERSON_COOKIE = "aaab-brand-new-cookie"
+NEW_PERSON_USER = "aaab-brand-new-user"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
+
+
+@dataclass
+class Warehouse:
+    landing: Path
+    duckdb_path: Path
+    work: Path
+
+    def load_and_build(self, full_refresh: bool = False) -> pd.DataFrame:
+        """Load every channel, `dbt build`, and return marts.person_identifiers."""
+        for channel in CHANNELS.values():
+            load_channel(channel, self.landing, self.duckdb_path)
+        command = [
+            str(DBT),
+            "build",
+            "--quiet",
+            "--target-path",
+            str(self.work / "target"),
+            "--log-path",
+            str(self.work / "logs"),
+        ]
+        if full_refresh:
+            command.append("--full-refresh")
+        completed = subprocess.run(
+            command,
+            cwd=DBT_PROJECT_DIR,
+            env={**os.environ, "DMP_DUCKDB_PATH": str(self.duckdb_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-2000:]
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
+            return connection.sql(
+                "select identifier_type, identifier_value, person_id from marts.person_identifiers"
+                " order by identifier_type, identifier_value"
+            ).df()
+
+    def land_web_logins(self, name: str, logins: list[tuple[str, str]]) -> None:
+        """A new web landing file: each (cookie, user_id) logs in once."""
+        lines = [
+            json.dumps(
+                {
+                    "event_id": f"{name}-{number}",
+                    "event_type": "login",
+                    "event_time": f"2026-09-14T12:{number:02d}:00Z",
+                    "anonymous_id": cookie,
+                    "user_id": user_id,
+                    "page_url": "/login",
+                    "user_agent": BROWSER,
+                }
+            )
+            for number, (cookie, user_id) in enumerate(logins)
+        ]
+        path = self.landing / "web_events" / f"web_events_zz_{name}.jsonl.gz"
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+def _person_of(identifiers: pd.DataFrame, identifier_type: str, value: str) -> str:
+    rows = identifiers[
+        (identifiers.identifier_type == identifier_type) & (identifiers.identifier_value == value)
+    ]
+    assert len(rows) == 1, f"{identifier_type}:{value} is not in person_identifiers"
+    return rows.person_id.iloc[0]
+
+
+def _simple_persons(identifiers: pd.DataFrame) -> pd.DataFrame:
+    """Persons with exactly one user_id and at least one cookie: one row each, by person_id."""
+    counts = identifiers.pivot_table(
+        index="person_id", columns="identifier_type", values="identifier_value", aggfunc="count"
+    ).fillna(0)
+    simple = counts[(counts.get("user_id", 0) == 1) & (counts.get("anonymous_id", 0) >= 1)]
+    first = (
+        identifiers[identifiers.person_id.isin(simple.index)]
+        .groupby(["person_id", "identifier_type"])
+        .identifier_value.min()
+        .unstack()
+    )
+    return first[["user_id", "anonymous_id"]].sort_index()
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory) -> dict:
+    """Build once, re-build, add a smaller cookie and a new person, then merge persons."""
+    from datagen import generate
+
+    root = tmp_path_factory.mktemp("identity_stability")
+    warehouse = Warehouse(root / "landing", root / "warehouse" / "dmp.duckdb", root / "dbt")
+    generate(persons=200, days=14, seed=5, out_dir=warehouse.landing)
+    result: dict = {"first": warehouse.load_and_build()}
+    result["again"] = warehouse.load_and_build()
+
+    simple = _simple_persons(result["first"])
+    assert len(simple) >= 5, "the generated data has too few simple persons"
+    grown = simple.iloc[0]
+    result["grown"] = grown
+    warehouse.land_web_logins(
+        "smaller_cookie",
+        [(NEW_COOKIE, grown.user_id), (NEW_PERSON_COOKIE, NEW_PERSON_USER)],
+    )
+    result["grown_again"] = warehouse.load_and_build()
+
+    # Merges: two persons of the first run (same age: the smaller id survives), and the
+    # person minted in the second run with a first-run person whose id sorts after it (the
+    # older, larger id survives).
+    new_person_id = _person_of(result["grown_again"], "user_id", NEW_PERSON_USER)
+    rest = simple.iloc[1:]
+    first_a, first_b = rest.index[0], rest.index[1]
+    older = rest[(rest.index > new_person_id) & ~rest.index.isin([first_a, first_b])].index[0]
+    result.update(
+        same_age=(rest.loc[first_a], rest.loc[first_b]),
+        new_person_id=new_person_id,
+        older=rest.loc[older],
+    )
+    warehouse.land_web_logins(
+        "merges",
+        [
+            (rest.loc[first_b].anonymous_id, rest.loc[first_a].user_id),
+            (NEW_PERSON_COOKIE, rest.loc[older].user_id),
+        ],
+    )
+    result["merged"] = warehouse.load_and_build()
+    result["refreshed"] = warehouse.load_and_build(full_refresh=True)
+    return result
+
+
+def test_rebuild_on_the_same_data_gives_the_same_ids(stages):
+    pd.testing.assert_frame_equal(stages["first"], stages["again"])
+
+
+def test_a_smaller_new_identifier_joins_without_renaming(stages):
+    before, after = stages["first"], stages["grown_again"]
+    grown_person = _person_of(before, "user_id", stages["grown"].user_id)
+    # The new cookie sorts first, so a min-key id would have renamed this person.
+    assert f"anonymous_id:{NEW_COOKIE}" < f"anonymous_id:{stages['grown'].anonymous_id}"
+    assert _person_of(after, "anonymous_id", NEW_COOKIE) == grown_person
+
+    kept = before.merge(after, on=["identifier_type", "identifier_value"], suffixes=("", "_now"))
+    assert len(kept) == len(before)
+    renamed = kept[kept.person_id != kept.person_id_now]
+    assert renamed.empty, renamed.head()
+
+
+def test_a_merge_keeps_the_older_id(stages):
+    before, after = stages["grown_again"], stages["merged"]
+    person_a, person_b = stages["same_age"]
+    # Both first seen in the first run: the smaller id survives, the other disappears.
+    survivor, loser = sorted([person_a.name, person_b.name])
+    for person in (person_a, person_b):
+        assert _person_of(after, "user_id", person.user_id) == survivor
+    assert loser not in set(after.person_id)
+    assert (
+        (after[after.person_id == survivor].shape[0])
+        == (before[before.person_id.isin([survivor, loser])].shape[0])
+    )
+
+    # A first-run person merged with the second run's new person keeps its own, larger id.
+    older = stages["older"]
+    assert older.name > stages["new_person_id"]
+    assert _person_of(after, "user_id", NEW_PERSON_USER) == older.name
+    assert _person_of(after, "anonymous_id", NEW_PERSON_COOKIE) == older.name
+    assert stages["new_person_id"] not in set(after.person_id)
+
+    # Nobody else changed.
+    involved = {survivor, loser, older.name, stages["new_person_id"]}
+    untouched = before[~before.person_id.isin(involved)].merge(
+        after, on=["identifier_type", "identifier_value"], suffixes=("", "_now")
+    )
+    assert (untouched.person_id == untouched.person_id_now).all()
+
+
+@pytest.mark.parametrize("stage", ["first", "refreshed"])
+def test_a_first_run_or_full_refresh_gives_md5_of_the_smallest_key(stages, stage):
+    """Without a memory (first run, --full-refresh) the ids are those of the data alone."""
+    identifiers = stages[stage].assign(
+        node_key=lambda frame: frame.identifier_type + ":" + frame.identifier_value
+    )
+    smallest = identifiers.groupby("person_id").node_key.min()
+    expected = smallest.map(lambda key: "p_" + hashlib.md5(key.encode()).hexdigest()[:16])
+    assert (expected.index == expected.values).all()

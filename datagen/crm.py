@@ -18,7 +18,6 @@ CHANGED_SHARE = 0.15  # customers re-exported with a newer updated_at
 CONSENT_EMAIL_SHARE = 0.7
 CONSENT_ADS_SHARE = 0.55
 PHONE_SHARE = 0.6
-HANDLE_IN_CRM_SHARE = 0.7  # of customers with a social handle
 HANDLE_WITHOUT_AT_SHARE = 0.15  # typed into the CRM without the leading @
 MISSING_BIRTH_YEAR_SHARE = 0.04
 IMPOSSIBLE_BIRTH_YEARS = (1850, 2090)
@@ -87,7 +86,7 @@ def crm_tables(
     person = plan.person
     n = len(person)
     handles = take(population.handles, person)
-    handle_shown = population.has_handle[person] & (rng.random(n) < HANDLE_IN_CRM_SHARE)
+    handle_shown = population.has_handle[person]
     handle_text = pc.if_else(pa.array(rng.random(n) < 0.3), pc.utf8_title(handles), handles)
     handle_text = pc.if_else(
         pa.array(rng.random(n) < HANDLE_WITHOUT_AT_SHARE),

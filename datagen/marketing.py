@@ -84,10 +84,12 @@ def display_impressions(
     """Per display campaign: (browser rows, epoch ms) of its impressions.
 
     Every tracked click had an impression on that browser shortly before; the others were
-    seen on random browsers and not clicked.
+    seen on random browsers and not clicked. Networks report only browsers they matched to our
+    cookie (cookie sync on our site), so every impressed browser visits the site.
     """
     impressions = {}
-    browsers = np.flatnonzero(~devices.is_app)
+    visiting = np.unique(visits.device)
+    browsers = visiting[~devices.is_app[visiting]]
     for index in (i for i in PAID if CAMPAIGNS[i].channel == "display"):
         landed = np.flatnonzero(visits.campaign == index)
         first, stop = CAMPAIGNS[index].active_days(period.days)

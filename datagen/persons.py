@@ -115,10 +115,13 @@ APP_CLIENTS = (
     ("android", "5.1.4", 0.25, ISO_UTC_MS),
     ("android", "4.9.2", 0.25, EPOCH_MS_STRING),
 )
+# Identity is planted so that the channels can tell it: every browser and install of a login
+# holder logs in at least once, persons without a login use one browser and no app (the app
+# needs an account), and only CRM customers connect a social handle (the CRM shows it). What
+# still cannot be linked is real: a guest's checkout e-mail and a store customer's browser.
 LOGIN_ID_SHARE = 0.8  # persons with a web/app login (and so a CRM customer record)
 STORE_ONLY_SHARE = 0.25  # of persons without login: known to the CRM through a store loyalty card
-DEVICE_LOGIN_SHARE = 0.9  # cookies/installs of a login holder that log in at least once
-COOKIE_COUNT_SHARES = (0.55, 0.3, 0.15)  # 1, 2 or 3 browsers
+COOKIE_COUNT_SHARES = (0.55, 0.3, 0.15)  # 1, 2 or 3 browsers of a login holder
 SIGNUP_YEARS = 3
 
 
@@ -191,7 +194,9 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, id_key: in
     city = first_city[country] + (rng.random(n) * cities_per_country[country]).astype(int)
     has_login = rng.random(n) < LOGIN_ID_SHARE
     is_customer = has_login | (rng.random(n) < STORE_ONLY_SHARE)
-    has_handle = rng.random(n) < np.array([p.social_share for p in PERSONAS])[persona]
+    has_handle = is_customer & (
+        rng.random(n) < np.array([p.social_share for p in PERSONAS])[persona]
+    )
     signup_ms = start_ms - rng.integers(1, SIGNUP_YEARS * 365 * 86_400_000, n)
     customer_rank = np.empty(n, dtype=np.int64)
     customer_rank[
@@ -239,13 +244,13 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, id_key: in
 
 
 def build_devices(population: Population, rng: np.random.Generator, id_key: int) -> Devices:
-    """1-3 browsers per person and 0-2 app installs by persona; each may or may not log in."""
+    """A login holder has 1-3 browsers and 0-2 app installs by persona; others one browser."""
     n = len(population)
-    n_cookies = _choice(rng, COOKIE_COUNT_SHARES, n) + 1
+    n_cookies = np.where(population.has_login, _choice(rng, COOKIE_COUNT_SHARES, n) + 1, 1)
     install_shares = np.array([p.app_installs for p in PERSONAS])[population.persona]
     draw = rng.random(n)
-    n_installs = (draw > install_shares[:, 0]).astype(int) + (
-        draw > install_shares[:, :2].sum(axis=1)
+    n_installs = population.has_login * (
+        (draw > install_shares[:, 0]).astype(int) + (draw > install_shares[:, :2].sum(axis=1))
     )
     owner = np.concatenate(
         [np.repeat(np.arange(n), n_cookies), np.repeat(np.arange(n), n_installs)]
@@ -276,7 +281,7 @@ def build_devices(population: Population, rng: np.random.Generator, id_key: int)
         owner=owner,
         is_app=is_app,
         ids=ids,
-        logs_in=population.has_login[owner] & (rng.random(n_devices) < DEVICE_LOGIN_SHARE),
+        logs_in=population.has_login[owner],
         time_format=np.where(is_app, app_format, web_format),
         client=client,
     )

@@ -19,11 +19,12 @@ CONTRACT_TABLES = [
     "ml.person_segments",
 ]
 
-# Pairwise identity precision/recall floors on the planted persons. Overall recall is
-# bounded by identifiers the data never links (measured 0.74 at the test scale).
+# Pairwise identity precision/recall floors on the planted persons (issue 4). Overall recall
+# is bounded by what the data never links (a guest's checkout e-mail, a store customer's
+# browser): measured 0.985 at 5,000 persons.
 MIN_IDENTITY_PRECISION = 0.99
 MIN_LINKABLE_RECALL = 0.99
-MIN_IDENTITY_RECALL = 0.65
+MIN_IDENTITY_RECALL = 0.98
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +143,9 @@ def test_identity_stitching_precision_and_recall(con, pipeline_run):
     together = _pairs(joined.groupby(["true_person_id", "person_id"]).size())
     precision = together / _pairs(joined.groupby("person_id").size())
     recall = together / _pairs(joined.groupby("true_person_id").size())
-    # Some identifiers never appear beside another of their person's (a cookie that never
-    # logs in, a display impression): no method can join them, so recall is also measured
-    # against the pairs the data does link.
+    # Some identifiers never appear beside another of their person's (a guest's checkout
+    # e-mail): no method can join them, so recall is also measured against the pairs the
+    # data does link.
     linkable = joined.groupby(["true_person_id", "linkable_group"])
     linkable_pairs = _pairs(linkable.size())
     linked = _pairs(joined.groupby(["true_person_id", "linkable_group", "person_id"]).size())

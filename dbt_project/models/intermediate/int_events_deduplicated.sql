@@ -1,5 +1,5 @@
 {#
-    Web and app events in one shape, one row per event_id.
+    Web and app events in one shape, one row per event_id. Incremental (see below).
     - Re-sends (same event_id) keep the first occurrence by event_at, then file and line.
     - Events without a valid event_at are left out.
     - Near-duplicates (an SDK retry that minted a new event_id, a double click) are dropped: an
@@ -10,11 +10,24 @@
       its first event. Purchases are never near-duplicates (each is a distinct order and the
       events carry no order id), nor are events without a client_id. The kept event counts
       what it absorbed in near_duplicates_collapsed.
-    - category falls back to the product's catalogue category.
-    - is_bot marks every event of a client (cookie or device) that ever sent a robot user agent
-      or more than var bot_max_events_per_day events on one UTC day (counted before the
-      near-duplicates are dropped, so the bot rule is unchanged by them).
+    - Incremental runs rewrite whole UTC days from var events_lookback_days days before the
+      latest event already here (delete+insert on event_date), so late events up to that age
+      land exactly where a full refresh puts them. The day before that window is read as
+      context (the predecessor of a near-duplicate, the first copy of a re-send) and events
+      whose id is already stored from before the window are not taken again. Later-arriving
+      events older than the window wait for the next full refresh.
+    - Bot flags and the catalogue category are added downstream (int_events_enriched), since
+      they can change for old events when new data arrives.
 #}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_date',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
@@ -27,12 +40,6 @@ web_events as (
 app_events as (
 
     select * from {{ ref('stg_app__events') }}
-
-),
-
-products as (
-
-    select * from {{ ref('stg_shop__products') }}
 
 ),
 
@@ -76,6 +83,40 @@ events_unioned as (
 
 ),
 
+{% if is_incremental() %}
+window_bounds as (
+
+    select
+        {{ dbt.dateadd('day', -var('events_lookback_days'), 'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')') }}
+            as window_start_at,
+        {{ dbt.dateadd('day', -var('events_lookback_days') - 1, 'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')') }}
+            as context_start_at
+    from {{ this }}
+
+),
+
+stored_before_context as (
+
+    select stored.event_id
+    from {{ this }} as stored
+    cross join window_bounds
+    where stored.event_at < window_bounds.context_start_at
+
+),
+{% endif %}
+
+events_in_scope as (
+
+    select events_unioned.*
+    from events_unioned
+    {% if is_incremental() %}
+    cross join window_bounds
+    where events_unioned.event_at >= window_bounds.context_start_at
+        and events_unioned.event_id not in (select event_id from stored_before_context)
+    {% endif %}
+
+),
+
 events_ranked as (
 
     select
@@ -84,7 +125,7 @@ events_ranked as (
             partition by event_id
             order by event_at, _source_file, _line_number
         ) as occurrence
-    from events_unioned
+    from events_in_scope
     where event_id is not null
         and event_at is not null
 
@@ -150,33 +191,6 @@ events_near_deduplicated as (
 
 ),
 
-client_days as (
-
-    select
-        client_id_type,
-        client_id,
-        {{ dbt.date_trunc('day', 'event_at') }} as event_day,
-        count(*) as events,
-        max(case when {{ dmp.is_bot_user_agent('user_agent') }} then 1 else 0 end)
-            as has_bot_user_agent
-    from events_deduplicated
-    where client_id is not null
-    group by 1, 2, 3
-
-),
-
-bot_clients as (
-
-    select
-        client_id_type,
-        client_id
-    from client_days
-    group by 1, 2
-    having max(has_bot_user_agent) = 1
-        or max(events) > {{ var('bot_max_events_per_day') }}
-
-),
-
 final as (
 
     select
@@ -191,27 +205,28 @@ final as (
         -- attributes
         events.channel,
         events.event_type,
-        coalesce(events.category, products.category) as category,
+        events.category,
         events.user_agent,
-        bot_clients.client_id is not null as is_bot,
 
         -- measures
         events.near_duplicates_collapsed,
 
         -- timestamps
         events.event_at,
+        cast(events.event_at as date) as event_date,
 
         -- lineage
         events._source_file,
         events._line_number
 
     from events_near_deduplicated as events
-    left join products
-        on events.product_id = products.product_id
-    left join bot_clients
-        on events.client_id_type = bot_clients.client_id_type
-        and events.client_id = bot_clients.client_id
+    {% if is_incremental() %}
+    cross join window_bounds
+    {% endif %}
     where not events.is_near_duplicate
+    {% if is_incremental() %}
+        and events.event_at >= window_bounds.window_start_at
+    {% endif %}
 
 )
 

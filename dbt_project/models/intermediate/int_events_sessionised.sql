@@ -9,7 +9,27 @@
       events have no person and are left out.
     - session_id = 's_' || the first 16 hex digits of md5(person_id || '-' || the session's
       first event_id): the same data always gives the same ids.
+    - Incremental by person: person_events_fingerprint (macro set_fingerprint over the
+      person's events) says which persons' events changed since the last run (late or new
+      events, an identity merge or split, a client turned bot); only their sessions are
+      rebuilt, from their whole history (delete+insert on person_id). Persons that no longer
+      have events are deleted after the run.
 #}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='person_id',
+        on_schema_change='fail',
+        post_hook=[
+            "delete from {{ this }} where person_id not in (
+                select person_id from {{ ref('int_activities_attributed') }}
+                where activity_kind = 'event' and person_id is not null and not is_bot
+            )",
+        ],
+    )
+}}
 
 with
 
@@ -22,21 +42,54 @@ events as (
 
 ),
 
+fingerprints as (
+
+    select
+        person_id,
+        {{ dmp.set_fingerprint(dmp.text_key([
+            'activity_id', 'activity_at', 'product_id', 'channel', 'activity_type', 'category',
+        ])) }} as person_events_fingerprint
+    from events
+    group by 1
+
+),
+
+persons_changed as (
+
+    select fingerprints.*
+    from fingerprints
+    {% if is_incremental() %}
+    left join (
+        select distinct
+            person_id,
+            person_events_fingerprint
+        from {{ this }}
+    ) as stored
+        on fingerprints.person_id = stored.person_id
+    where stored.person_id is null
+        or stored.person_events_fingerprint <> fingerprints.person_events_fingerprint
+    {% endif %}
+
+),
+
 events_ordered as (
 
     select
-        activity_id as event_id,
-        person_id,
-        product_id,
-        channel,
-        activity_type as event_type,
-        category,
-        activity_at as event_at,
-        lag(activity_at) over (
-            partition by person_id
-            order by activity_at, activity_id
+        events.activity_id as event_id,
+        events.person_id,
+        events.product_id,
+        events.channel,
+        events.activity_type as event_type,
+        events.category,
+        events.activity_at as event_at,
+        persons_changed.person_events_fingerprint,
+        lag(events.activity_at) over (
+            partition by events.person_id
+            order by events.activity_at, events.activity_id
         ) as previous_event_at
     from events
+    inner join persons_changed
+        on events.person_id = persons_changed.person_id
 
 ),
 
@@ -110,6 +163,9 @@ final as (
         -- measures
         {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
             as seconds_since_previous_event,
+
+        -- lineage
+        person_events_fingerprint,
 
         -- timestamps
         event_at

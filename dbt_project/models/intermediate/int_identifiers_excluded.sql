@@ -3,7 +3,7 @@
     - placeholder: the value (lower-cased; for social handles without the @) is in
       var identity_placeholder_values, consists only of zeros and dashes (the all-zero uuid),
       or, for email_sha256 / phone_sha256, is the hash of such a value;
-    - bot: a web cookie or app device flagged as a bot in int_events_deduplicated;
+    - bot: a web cookie or app device flagged as a bot in int_events_enriched;
     - too_many_links: linked to more than var identity_max_links_per_identifier distinct
       user_ids, or more than that many distinct customer_ids (a shared device or e-mail).
     One row per identifier; when several reasons apply the first in this list is given.
@@ -22,7 +22,7 @@ edges as (
 
 events as (
 
-    select * from {{ ref('int_events_deduplicated') }}
+    select * from {{ ref('int_events_enriched') }}
 
 ),
 

@@ -18,7 +18,7 @@ with
 
 events as (
 
-    select * from {{ ref('int_events_deduplicated') }}
+    select * from {{ ref('int_events_enriched') }}
 
 ),
 

@@ -22,6 +22,10 @@
     its current id. Only the order of runs matters, never the clock's value, and ids never
     depend on it on a first run. Identifiers no longer in the graph (excluded later) keep
     their row: int_identifiers_stitched drops them, and their id is offered back if they return.
+
+    full_refresh=false: this table is state, not a derivation; `dbt build --full-refresh`
+    rebuilds everything else around it and every person keeps its id. To forget all ids, drop
+    the table.
 #}
 
 {{
@@ -29,6 +33,7 @@
         materialized='incremental',
         unique_key='node_key',
         on_schema_change='fail',
+        full_refresh=false,
     )
 }}
 

@@ -1,9 +1,10 @@
 {#
     Per campaign and day: delivery and cost from the ad networks' reports (all variants and
     networks summed) and the orders attributed to the campaign.
-    Attribution rule: a conversion is a completed order whose campaign_id (its coupon / utm
-    tag) is the campaign and whose order date (UTC) is the report date; revenue is those
-    orders' revenue. Days with conversions but no report row have zero delivery and cost.
+    Attribution (int_orders_attributed): a conversion is a completed order credited to the
+    campaign (its own coupon / utm tag, else the person's last campaign touch within var
+    attribution_window_days), counted on the order's UTC date; revenue is those orders'
+    revenue. Days with conversions but no report row have zero delivery and cost.
     Ratios are null when their denominator is zero:
         ctr = clicks / impressions, cpc = cost / clicks, cpm = 1000 * cost / impressions,
         conversion_rate = conversions / clicks, roi = (revenue - cost) / cost.
@@ -19,10 +20,8 @@ campaign_stats as (
 
 orders as (
 
-    select * from {{ ref('int_orders_aggregated') }}
-    where is_completed
-        and campaign_id is not null
-        and order_at is not null
+    select * from {{ ref('int_orders_attributed') }}
+    where attributed_campaign_id is not null
 
 ),
 
@@ -54,7 +53,7 @@ daily_stats as (
 daily_conversions as (
 
     select
-        campaign_id,
+        attributed_campaign_id as campaign_id,
         cast(order_at as date) as report_date,
         count(*) as conversions,
         sum(revenue) as revenue

@@ -4,7 +4,10 @@
     formulas); CRM attributes from the person's most recently updated customer record.
     Persons without any dated activity (e.g. a customer known only from the CRM or a campaign
     touch) get recency_days null, scores 1, segment 'lost' and engagement 0. sessions and
-    avg_session_seconds come from int_sessions_aggregated (web and app events only).
+    avg_session_seconds come from int_sessions_aggregated (web and app events only); brand and
+    price preference from int_persons_preferences_scored. Channel mix: web_events, app_events,
+    social_engagements, store_orders; primary_channel is the largest (ties: web, app, social,
+    store).
 #}
 
 with
@@ -48,16 +51,9 @@ customers as (
 
 ),
 
-order_lines as (
+preferences as (
 
-    select * from {{ ref('int_order_lines_deduplicated') }}
-    where is_revenue
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_aggregated') }}
+    select * from {{ ref('int_persons_preferences_scored') }}
 
 ),
 
@@ -86,9 +82,28 @@ activity_counts as (
         sum(case when activity_kind = 'event' and channel = 'app' then 1 else 0 end)
             as app_events,
         sum(case when activity_kind = 'social_engagement' then 1 else 0 end)
-            as social_engagements
+            as social_engagements,
+        sum(case when activity_kind = 'order' and channel = 'store' then 1 else 0 end)
+            as store_orders
     from activities
     group by 1
+
+),
+
+activity_counts_ranked as (
+
+    select
+        *,
+        case
+            when web_events + app_events + social_engagements + store_orders = 0 then null
+            when web_events >= app_events
+                and web_events >= social_engagements
+                and web_events >= store_orders then 'web'
+            when app_events >= social_engagements and app_events >= store_orders then 'app'
+            when social_engagements >= store_orders then 'social'
+            else 'store'
+        end as primary_channel
+    from activity_counts
 
 ),
 
@@ -129,34 +144,6 @@ customers_ranked as (
 
 ),
 
-brands as (
-
-    select
-        orders.person_id,
-        order_lines.brand,
-        sum(order_lines.quantity) as units,
-        sum(order_lines.line_revenue) as brand_revenue
-    from order_lines
-    inner join orders
-        on order_lines.order_id = orders.order_id
-    where orders.person_id is not null
-        and order_lines.brand is not null
-    group by 1, 2
-
-),
-
-brands_ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by person_id
-            order by units desc, brand_revenue desc, brand
-        ) as brand_rank
-    from brands
-
-),
-
 final as (
 
     select
@@ -173,7 +160,9 @@ final as (
         cast(coalesce(customers.consent_email, false) as {{ dbt.type_boolean() }})
             as consent_email,
         cast(interests.category as {{ dbt.type_string() }}) as top_interest,
-        cast(brands_ranked.brand as {{ dbt.type_string() }}) as preferred_brand,
+        cast(preferences.preferred_brand as {{ dbt.type_string() }}) as preferred_brand,
+        cast(preferences.price_preference as {{ dbt.type_string() }}) as price_preference,
+        cast(activity_counts.primary_channel as {{ dbt.type_string() }}) as primary_channel,
         cast(coalesce(rfm.rfm_segment, 'lost') as {{ dbt.type_string() }}) as rfm_segment,
 
         -- measures
@@ -181,6 +170,8 @@ final as (
         cast(coalesce(activity_counts.app_events, 0) as {{ dbt.type_bigint() }}) as app_events,
         cast(coalesce(activity_counts.social_engagements, 0) as {{ dbt.type_bigint() }})
             as social_engagements,
+        cast(coalesce(activity_counts.store_orders, 0) as {{ dbt.type_bigint() }})
+            as store_orders,
         cast(coalesce(session_stats.sessions, 0) as {{ dbt.type_bigint() }}) as sessions,
         cast(session_stats.avg_session_seconds as {{ dmp.type_double() }})
             as avg_session_seconds,
@@ -193,6 +184,7 @@ final as (
         cast(coalesce(rfm.f_score, 1) as {{ dbt.type_int() }}) as f_score,
         cast(coalesce(rfm.m_score, 1) as {{ dbt.type_int() }}) as m_score,
         cast(interests.interest_score as {{ dmp.type_double() }}) as top_interest_score,
+        cast(preferences.price_index as {{ dmp.type_double() }}) as price_index,
         cast(coalesce(engagement.engagement_score, 0) as {{ dmp.type_double() }})
             as engagement_score,
 
@@ -204,7 +196,7 @@ final as (
 
     from persons
     cross join as_of
-    left join activity_counts
+    left join activity_counts_ranked as activity_counts
         on persons.person_id = activity_counts.person_id
     left join session_stats
         on persons.person_id = session_stats.person_id
@@ -217,9 +209,8 @@ final as (
     left join customers_ranked as customers
         on persons.person_id = customers.person_id
         and customers.customer_rank = 1
-    left join brands_ranked
-        on persons.person_id = brands_ranked.person_id
-        and brands_ranked.brand_rank = 1
+    left join preferences
+        on persons.person_id = preferences.person_id
 
 )
 

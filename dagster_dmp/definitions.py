@@ -3,13 +3,13 @@
 import dagster as dg
 
 from dagster_dmp.assets.ingestion import ingestion_assets, ingestion_checks
-from dagster_dmp.assets.ml import every_profile_segmented, person_segments
+from dagster_dmp.assets.ml import ml_assets, ml_checks
 from dagster_dmp.assets.reports import marketing_report
 from dagster_dmp.assets.warehouse import warehouse_models
 from dagster_dmp.resources import build_resources
 
-all_assets = [*ingestion_assets, warehouse_models, person_segments, marketing_report]
-all_asset_checks = [*ingestion_checks, every_profile_segmented]
+all_assets = [*ingestion_assets, warehouse_models, *ml_assets, marketing_report]
+all_asset_checks = [*ingestion_checks, *ml_checks]
 
 defs = dg.Definitions(
     assets=all_assets,

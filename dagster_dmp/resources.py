@@ -1,12 +1,13 @@
 """Resources: configuration chosen by environment, never hard-coded in assets."""
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 from pydantic import Field
@@ -46,6 +47,22 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    def read_frame(self, query: str) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            return con.execute(query).df()
+
+    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """Write each frame as `schema.table` in one transaction: readers see all or none."""
+        with self.connect() as con:
+            con.execute("begin")
+            for name, frame in tables.items():
+                schema = name.split(".")[0]
+                con.execute(f"create schema if not exists {schema}")
+                con.register("frame_to_write", frame)
+                con.execute(f"create or replace table {name} as select * from frame_to_write")
+                con.unregister("frame_to_write")
+            con.execute("commit")
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

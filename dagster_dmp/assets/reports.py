@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dagster_dmp.assets.ml import PERSON_SEGMENTS
+from dagster_dmp.assets.ml.segmentation import PERSON_SEGMENTS
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET

@@ -1,11 +1,11 @@
-"""ML assets: read the marts, run a model from `ml/`, write `ml.*` tables with quality metadata."""
+"""Segments: groups of persons a marketer can name and act on."""
 
 import dagster as dg
 
+from dagster_dmp.assets.ml.inputs import PERSON_PROFILES
 from dagster_dmp.resources import WarehouseResource
 from ml.segmentation import FEATURES, segment_profiles
 
-PERSON_PROFILES = dg.AssetKey(["marts", "person_profiles"])
 PERSON_SEGMENTS = dg.AssetKey(["ml", "person_segments"])
 
 

@@ -1,0 +1,94 @@
+"""The ML assets on the real stack: they write their ml.* tables with metrics, and their
+quality checks judge what was stored (and fail when a metric falls below its floor)."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_dmp.assets.ml import ml_checks
+from dagster_dmp.assets.ml.propensity import AUC_FLOOR, PROPENSITY_SCORES, propensity_auc_floor
+from dagster_dmp.resources import WarehouseResource
+
+ML_TABLES = {
+    "ml.person_segments": {"person_id", "segment_id", "segment_name"},
+    "ml.propensity_scores": {"person_id", "probability", "model"},
+    "ml.propensity_eval": {"model", "metric", "value"},
+    "ml.customer_value": {
+        "person_id",
+        "probability_alive",
+        "expected_purchases_90d",
+        "predicted_spend_90d",
+    },
+    "ml.customer_value_eval": {"model", "metric", "value"},
+}
+
+
+@pytest.fixture(scope="module")
+def con(pipeline_run):
+    connection = duckdb.connect(str(pipeline_run.duckdb_path), read_only=True)
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize("table", sorted(ML_TABLES))
+def test_ml_tables_have_rows_and_their_columns(con, table):
+    columns = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+    assert ML_TABLES[table] <= columns
+    assert con.execute(f"select count(*) from {table}").fetchone()[0] > 0
+
+
+def test_every_ml_check_ran_and_none_failed_as_an_error(pipeline_run):
+    """The test data is small: a check may abstain (WARN) for lack of evidence, never fail."""
+    evaluations = {
+        evaluation.check_name: evaluation
+        for evaluation in pipeline_run.result.get_asset_check_evaluations()
+    }
+    names = {spec.name for check in ml_checks for spec in check.check_specs}
+    assert names <= set(evaluations), names - set(evaluations)
+    failed = sorted(
+        name
+        for name in names
+        if not evaluations[name].passed
+        and evaluations[name].severity == dg.AssetCheckSeverity.ERROR
+    )
+    assert not failed, failed
+
+
+def test_probabilities_and_values_are_sane(con):
+    low, high = con.execute(
+        "select min(probability), max(probability) from ml.propensity_scores"
+    ).fetchone()
+    assert 0 <= low < high <= 1
+    negative = con.execute(
+        "select count(*) from ml.customer_value"
+        " where predicted_spend_90d < 0 or probability_alive not between 0 and 1"
+    ).fetchone()[0]
+    assert negative == 0
+
+
+def test_a_metric_below_its_floor_fails_the_check(pipeline_run, tmp_path):
+    """Copy the warehouse, push the stored AUC under the floor (with enough evidence behind it)
+    and run the real check on it."""
+    copy = tmp_path / "dmp.duckdb"
+    copy.write_bytes(pipeline_run.duckdb_path.read_bytes())
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute(
+            "update ml.propensity_eval set value = ? where model = ? and metric = ?",
+            [AUC_FLOOR.minimum - 0.01, AUC_FLOOR.model, AUC_FLOOR.metric],
+        )
+        connection.execute(
+            "update ml.propensity_eval set value = ? where model = ? and metric = ?",
+            [AUC_FLOOR.min_evidence, AUC_FLOOR.model, AUC_FLOOR.evidence_metric],
+        )
+    warehouse = WarehouseResource(
+        duckdb_path=str(copy), landing_dir=str(tmp_path), reports_dir=str(tmp_path)
+    )
+    result = dg.materialize(
+        [dg.AssetSpec(PROPENSITY_SCORES), propensity_auc_floor],
+        resources={"warehouse": warehouse},
+        selection=dg.AssetSelection.checks(propensity_auc_floor),
+        raise_on_error=False,
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR

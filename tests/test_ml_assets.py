@@ -1,6 +1,8 @@
 """The ML assets on the real stack: they write their ml.* tables with metrics, and their
 quality checks judge what was stored (and fail when a metric falls below its floor)."""
 
+import json
+
 import dagster as dg
 import duckdb
 import pytest
@@ -11,6 +13,8 @@ from dagster_dmp.resources import WarehouseResource
 
 ML_TABLES = {
     "ml.person_segments": {"person_id", "segment_id", "segment_name"},
+    "ml.recommendations": {"person_id", "rank", "product_id", "score"},
+    "ml.recommendation_eval": {"model", "metric", "k", "value"},
     "ml.propensity_scores": {"person_id", "probability", "model"},
     "ml.propensity_eval": {"model", "metric", "value"},
     "ml.customer_value": {
@@ -20,6 +24,17 @@ ML_TABLES = {
         "predicted_spend_90d",
     },
     "ml.customer_value_eval": {"model", "metric", "value"},
+    "ml.ab_test_results": {
+        "campaign_id",
+        "variant",
+        "users",
+        "conversions",
+        "conversion_rate",
+        "lift",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    },
 }
 
 
@@ -92,3 +107,23 @@ def test_a_metric_below_its_floor_fails_the_check(pipeline_run, tmp_path):
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_ab_results_count_exactly_the_planted_recipients_and_conversions(con, pipeline_run):
+    manifest = json.loads((pipeline_run.landing / "_truth" / "manifest.json").read_text())
+    planted = {
+        (campaign["campaign_id"], variant): (numbers["recipients"], numbers["converted"])
+        for campaign in manifest["campaigns"]
+        for variant, numbers in campaign.get("variants", {}).items()
+    }
+    rows = con.execute(
+        "select campaign_id, variant, users, conversions, conversion_rate, ci_low, ci_high"
+        " from ml.ab_test_results"
+    ).fetchall()
+    measured = {
+        (campaign, variant): (users, conversions)
+        for campaign, variant, users, conversions, *_ in rows
+    }
+    assert measured == planted
+    for *_, rate, low, high in rows:
+        assert low <= rate <= high

@@ -6,7 +6,10 @@ PERSON_PROFILES = dg.AssetKey(["marts", "person_profiles"])
 PERSON_INTERESTS = dg.AssetKey(["marts", "person_interests"])
 ACTIVITIES = dg.AssetKey(["intermediate", "int_activities_attributed"])
 ORDERS = dg.AssetKey(["intermediate", "int_orders_aggregated"])
+ORDER_LINES = dg.AssetKey(["intermediate", "int_order_lines_deduplicated"])
 PRODUCTS = dg.AssetKey(["staging", "stg_shop__products"])
+CAMPAIGN_TOUCHES = dg.AssetKey(["staging", "stg_marketing__campaign_touches"])
+IDENTIFIERS = dg.AssetKey(["intermediate", "int_identifiers_stitched"])
 
 # Non-bot events and social engagements of known persons (what a person did, when).
 PERSON_EVENTS_SQL = """
@@ -41,4 +44,85 @@ AS_OF_SQL = """
     select max(activity_at) as as_of_at
     from intermediate.int_activities_attributed
     where not is_bot
+"""
+
+# Who touched which product, how and when: product events, plus completed order lines as
+# purchases (the order export is the source of truth for what was bought).
+PERSON_PRODUCT_INTERACTIONS_SQL = """
+    select
+        person_id,
+        product_id,
+        activity_type as event_type,
+        activity_at as occurred_at
+    from intermediate.int_activities_attributed
+    where person_id is not null
+        and not is_bot
+        and activity_kind = 'event'
+        and product_id is not null
+
+    union all
+
+    select
+        orders.person_id,
+        order_lines.product_id,
+        'purchase' as event_type,
+        order_lines.order_at as occurred_at
+    from intermediate.int_order_lines_deduplicated as order_lines
+    inner join intermediate.int_orders_aggregated as orders
+        on order_lines.order_id = orders.order_id
+    where order_lines.is_revenue
+        and orders.person_id is not null
+        and order_lines.product_id is not null
+        and order_lines.order_at is not null
+"""
+
+PRODUCTS_SQL = "select product_id, category, brand from staging.stg_shop__products"
+
+PERSONS_SQL = "select person_id from marts.person_profiles order by person_id"
+
+# One row per person who received an e-mail campaign variant: converted when they placed an
+# order carrying the campaign's tag (coupon / newsletter link) at or after the send, whatever
+# became of it (a later cancellation or refund does not undo the response the test measures);
+# spend is those orders' completed revenue. A person in two variants keeps the first.
+EXPERIMENT_OBSERVATIONS_SQL = """
+    with sends as (
+        select
+            touches.campaign_id,
+            customers.person_id,
+            min(touches.variant) as variant,
+            min(touches.touched_at) as first_sent_at
+        from staging.stg_marketing__campaign_touches as touches
+        inner join intermediate.int_identifiers_stitched as customers
+            on customers.identifier_type = 'customer_id'
+            and touches.customer_id = customers.identifier_value
+        where touches.touch_type = 'sent'
+            and touches.variant is not null
+            and touches.touched_at is not null
+        group by 1, 2
+    ),
+
+    tagged_orders as (
+        select
+            sends.campaign_id,
+            sends.person_id,
+            count(*) as orders,
+            sum(orders.revenue) as spend
+        from sends
+        inner join intermediate.int_orders_aggregated as orders
+            on orders.person_id = sends.person_id
+            and orders.campaign_id = sends.campaign_id
+            and orders.order_at >= sends.first_sent_at
+        group by 1, 2
+    )
+
+    select
+        sends.campaign_id,
+        sends.variant,
+        sends.person_id,
+        case when tagged_orders.orders > 0 then 1 else 0 end as converted,
+        coalesce(tagged_orders.spend, 0) as spend
+    from sends
+    left join tagged_orders
+        on sends.campaign_id = tagged_orders.campaign_id
+        and sends.person_id = tagged_orders.person_id
 """

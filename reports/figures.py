@@ -52,6 +52,6 @@ def segment_sizes(segments: pd.DataFrame) -> p9.ggplot:
         + p9.geom_text(p9.aes(label="persons"), ha="left", nudge_y=0.5, size=9)
         + p9.scale_y_continuous(expand=(0, 0, 0.12, 0))  # room for the count labels
         + p9.coord_flip()
-        + p9.labs(title="Customer segments (k-means)", x="", y="Persons")
+        + p9.labs(title="Customer segments (behavioural latent classes)", x="", y="Persons")
         + _theme()
     )

@@ -24,6 +24,14 @@ ML_TABLES = {
         "predicted_spend_90d",
     },
     "ml.customer_value_eval": {"model", "metric", "value"},
+    "ml.lookalikes": {"person_id", "rank", "score", "seed_audience"},
+    "ml.budget_allocation": {
+        "segment_id",
+        "channel",
+        "spend",
+        "expected_conversions",
+        "expected_revenue",
+    },
     "ml.ab_test_results": {
         "campaign_id",
         "variant",

@@ -1,60 +1,208 @@
-"""Segmentation recovers planted groups, keeps ids stable, and names segments readably."""
+"""Segmentation recovers planted shopper types, keeps ids stable, and names segments readably.
+
+The planted data has the structure of marts.person_behaviour and marts.person_interests on
+generated data: each type has its own category mix (persons scatter around it), price tier
+taste, visit rate and depth, app use and appetite for discounts; one type shops everything a
+little and rarely, another hunts budget brands across broad categories (the pair that is hard
+to tell apart). Some persons are known only from orders (no sessions), a few from nothing.
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from ml.segmentation import segment_profiles
+from ml.segmentation import BEHAVIOUR_COLUMNS, NO_ACTIVITY_ID, segment_persons
+
+CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery")
 
 
-def _planted_profiles(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+@dataclass(frozen=True)
+class Planted:
+    categories: dict[str, float]  # the other categories share what is left evenly
+    tiers: tuple[float, float, float]  # budget, mid, premium
+    sessions: float  # mean over the period
+    depth: float  # events per session
+    app: tuple[float, float]  # chance of using the app, share of sessions in it
+    discount: float  # share of order lines on discount
+    price: float  # mean order line value
+
+
+TYPES = {
+    "tech": Planted(
+        {"electronics": 0.6, "books": 0.15}, (0.1, 0.35, 0.55), 10, 7, (0.8, 0.6), 0.1, 180
+    ),
+    "fashion": Planted(
+        {"fashion": 0.5, "beauty": 0.3}, (0.15, 0.45, 0.4), 9, 7.5, (0.6, 0.5), 0.25, 70
+    ),
+    "home": Planted(
+        {"home": 0.45, "grocery": 0.25}, (0.3, 0.55, 0.15), 7, 5.5, (0.5, 0.35), 0.3, 60
+    ),
+    "bargain": Planted(
+        {"grocery": 0.26, "home": 0.16, "toys": 0.16, "fashion": 0.12, "beauty": 0.1},
+        (0.75, 0.22, 0.03),
+        11,
+        6.5,
+        (0.5, 0.35),
+        0.55,
+        35,
+    ),
+    "casual": Planted({}, (0.35, 0.5, 0.15), 3.5, 3, (0.3, 0.3), 0.15, 40),
+}
+
+
+def _mix(planted: Planted) -> np.ndarray:
+    weights = np.array([planted.categories.get(c, 0.0) for c in CATEGORIES])
+    weights = np.where(weights > 0, weights, max(1.0 - weights.sum(), 0.0) / (weights == 0).sum())
+    return weights / weights.sum()
+
+
+def _planted(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """behaviour, interests and the planted type of each person."""
     rng = np.random.default_rng(seed)
-    centres = {  # recency_days, frequency, monetary, engagement_score
-        0: (5, 12, 2000, 80),
-        1: (60, 1, 40, 10),
-        2: (20, 4, 300, 45),
+    names = list(TYPES)
+    kind = rng.choice(len(names), n)
+    p = {
+        field: np.array([getattr(TYPES[t], field) for t in names])[kind]
+        for field in ("sessions", "depth", "discount", "price")
     }
-    groups = np.repeat(list(centres), 400)
-    rows = np.array([centres[group] for group in groups], dtype=float)
-    rows *= rng.lognormal(0, 0.15, size=rows.shape)
-    profiles = pd.DataFrame(
-        rows, columns=["recency_days", "frequency", "monetary", "engagement_score"]
+    orders_only = rng.random(n) < 0.06
+    nothing = rng.random(n) < 0.02
+    sessions = np.maximum(rng.poisson(p["sessions"] * rng.lognormal(-0.1, 0.45, n)), 1)
+    sessions[orders_only | nothing] = 0
+    events = sessions + rng.poisson(sessions * (p["depth"] - 1))
+    app = np.array([TYPES[t].app for t in names])[kind]
+    uses_app = rng.random(n) < app[:, 0]
+    app_sessions = np.where(uses_app, rng.binomial(sessions, app[:, 1]), 0)
+    orders = rng.binomial(sessions, 0.1) + np.where(orders_only, 1 + rng.poisson(1.5, n), 0)
+    order_lines = orders + rng.poisson(orders * 1.2)
+    discounted = rng.binomial(order_lines, p["discount"])
+    tiers = np.array([TYPES[t].tiers for t in names])[kind]
+    interactions = rng.binomial(events, 0.45) + order_lines
+    tier_counts = np.array([rng.multinomial(m, t) for m, t in zip(interactions, tiers)])
+    # Each person has their own mix around the type's (Dirichlet, concentration 25).
+    mixes = np.array([rng.dirichlet(25 * _mix(TYPES[names[k]])) for k in kind])
+    category_counts = np.array([rng.multinomial(m, mix) for m, mix in zip(interactions, mixes)])
+
+    person_ids = np.array([f"p{i:05d}" for i in range(n)])
+    behaviour = pd.DataFrame(
+        {
+            "person_id": person_ids,
+            "sessions": sessions,
+            "app_sessions": app_sessions,
+            "events": events,
+            "budget_tier_interactions": tier_counts[:, 0],
+            "mid_tier_interactions": tier_counts[:, 1],
+            "premium_tier_interactions": tier_counts[:, 2],
+            "social_engagements": rng.poisson(2, n) * (~nothing),
+            "orders": orders,
+            "store_orders": rng.binomial(orders, 0.3),
+            "order_lines": order_lines,
+            "discounted_order_lines": discounted,
+            "revenue": order_lines * p["price"] * rng.lognormal(0, 0.3, n),
+        }
     )
-    profiles.insert(0, "person_id", [f"p{i:05d}" for i in range(len(profiles))])
-    return profiles, groups
+    person, category = np.nonzero(category_counts)
+    interests = pd.DataFrame(
+        {
+            "person_id": person_ids[person],
+            "category": np.array(CATEGORIES)[category],
+            "weighted_activities": category_counts[person, category],
+        }
+    )
+    return behaviour, interests, np.array(names)[kind]
 
 
-def test_recovers_planted_groups_and_orders_ids_by_value():
-    profiles, groups = _planted_profiles()
-    result = segment_profiles(profiles)
-    assert result.k == 3
-    assert adjusted_rand_score(groups, result.assignments["segment_id"]) > 0.95
-    top = result.assignments.loc[groups == 0, "segment_id"].mode()[0]
-    assert top == 1, "segment 1 must be the highest-spending group"
+@pytest.fixture(scope="module")
+def planted():
+    behaviour, interests, kind = _planted()
+    return behaviour, interests, kind, segment_persons(behaviour, interests)
+
+
+def _segment_of(result, kind: np.ndarray, planted_type: str) -> int:
+    segments = result.assignments["segment_id"].to_numpy()
+    return int(pd.Series(segments[kind == planted_type]).mode()[0])
+
+
+def test_recovers_the_planted_types_with_k_chosen_by_icl(planted):
+    _, _, kind, result = planted
+    assert result.k == len(TYPES)
+    assert result.selection.loc[result.selection["icl"].idxmin(), "k"] == len(TYPES)
+    active = result.assignments["segment_id"] != NO_ACTIVITY_ID
+    assert adjusted_rand_score(kind[active], result.assignments.loc[active, "segment_id"]) > 0.9
+    # The hard pair: broad budget hunters vs. rare browsers of everything.
+    assert _segment_of(result, kind, "bargain") != _segment_of(result, kind, "casual")
+
+
+def test_persons_known_only_from_orders_are_placed_by_what_they_bought(planted):
+    # Their missing sessions must not read as "never visits", which would make them casual.
+    behaviour, _, kind, result = planted
+    orders_only = (behaviour["sessions"] == 0) & (behaviour["orders"] > 0)
+    placed = result.assignments.loc[orders_only, "segment_id"].to_numpy()
+    expected = [_segment_of(result, kind, planted_type) for planted_type in kind[orders_only]]
+    assert orders_only.sum() > 50
+    assert (placed == np.array(expected)).mean() > 0.75
+
+
+def test_persons_without_activity_form_segment_zero(planted):
+    behaviour, _, _, result = planted
+    nothing = (behaviour[["sessions", "orders", "social_engagements"]].sum(axis=1) == 0).to_numpy()
+    segments = result.assignments["segment_id"].to_numpy()
+    assert nothing.sum() > 0
+    assert (segments[nothing] == NO_ACTIVITY_ID).all()
+    assert (segments[~nothing] != NO_ACTIVITY_ID).all()
+    zero = result.summary.set_index("segment_id").loc[NO_ACTIVITY_ID]
+    assert zero["persons"] == nothing.sum() and zero["segment_name"] == "No recorded activity"
+
+
+def test_ids_run_from_the_most_valuable_segment(planted):
+    _, _, kind, result = planted
+    assert _segment_of(result, kind, "tech") == 1
+    behavioural = result.summary[result.summary["segment_id"] != NO_ACTIVITY_ID]
+    assert behavioural["segment_id"].tolist() == list(range(1, result.k + 1))
+    assert behavioural["revenue_per_person"].is_monotonic_decreasing
+
+
+def test_names_say_what_sets_each_segment_apart(planted):
+    _, _, kind, result = planted
     names = result.summary.set_index("segment_id")["segment_name"]
-    assert names[1] == "Recently active, frequent buyers"
-    assert names[2] == "Mid-range customers"
-    assert names[3] == "Barely engaged, low spenders"
-
-
-def test_same_input_gives_same_segments():
-    profiles, _ = _planted_profiles()
-    first = segment_profiles(profiles).assignments
-    second = segment_profiles(
-        profiles.sample(frac=1.0, random_state=3).sort_values("person_id")
-    ).assignments
-    pd.testing.assert_frame_equal(first, second)
-
-
-def test_names_are_unique_and_readable():
-    profiles, _ = _planted_profiles()
-    names = segment_profiles(profiles).summary["segment_name"]
+    name_of = {t: names[_segment_of(result, kind, t)] for t in TYPES}
+    assert "electronics" in name_of["tech"].lower() and "premium" in name_of["tech"].lower()
+    assert "fashion & beauty" in name_of["fashion"].lower()
+    assert "home" in name_of["home"].lower()
+    assert "budget" in name_of["bargain"].lower()
+    assert name_of["casual"] == "Occasional browsers"
     assert names.is_unique
-    assert all(name[0].isupper() and len(name) > 5 for name in names)
+    assert all(name[0].isupper() for name in names)
 
 
-def test_missing_feature_is_a_clear_error():
-    profiles, _ = _planted_profiles()
-    with pytest.raises(ValueError, match="monetary"):
-        segment_profiles(profiles.drop(columns="monetary"))
+def test_summary_describes_each_segment(planted):
+    _, _, _, result = planted
+    summary = result.summary
+    assert summary["persons"].sum() == len(result.assignments)
+    assert summary["person_share"].sum() == pytest.approx(1.0)
+    tech = summary.iloc[0]
+    assert tech["premium_share"] > 0.45 and tech["top_categories"].startswith("electronics")
+    assert tech[["budget_share", "mid_share", "premium_share"]].sum() == pytest.approx(1.0)
+
+
+def test_same_input_in_any_row_order_gives_the_same_segments(planted):
+    behaviour, interests, _, result = planted
+    again = segment_persons(
+        behaviour.sample(frac=1.0, random_state=3), interests.sample(frac=1.0, random_state=4)
+    )
+    pd.testing.assert_frame_equal(result.assignments, again.assignments)
+    pd.testing.assert_frame_equal(result.summary, again.summary)
+
+
+def test_missing_column_is_a_clear_error():
+    behaviour, interests, _ = _planted(n=50)
+    with pytest.raises(ValueError, match="behaviour lacks .*discounted_order_lines"):
+        segment_persons(behaviour.drop(columns="discounted_order_lines"), interests)
+    with pytest.raises(ValueError, match="interests lacks .*weighted_activities"):
+        segment_persons(behaviour, interests.drop(columns="weighted_activities"))
+    with pytest.raises(ValueError, match="more than one row for person_id 'p00000'"):
+        segment_persons(pd.concat([behaviour, behaviour.head(1)]), interests)
+    assert set(BEHAVIOUR_COLUMNS) <= set(behaviour.columns)

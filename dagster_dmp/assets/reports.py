@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dagster_dmp.assets.ml.segmentation import PERSON_SEGMENTS
+from dagster_dmp.assets.ml.inputs import PERSON_SEGMENTS
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
@@ -34,8 +34,9 @@ def marketing_report(
             "from marts.daily_activity order by activity_date, channel"
         ).df()
         segments = con.sql(
-            "select segment_id, segment_name, persons, mean_monetary, mean_frequency, "
-            "mean_recency_days, mean_engagement_score from ml.segment_summary order by segment_id"
+            "select segment_id, segment_name, persons, revenue_per_person, orders_per_person, "
+            "sessions_per_person, app_session_share, discount_share, top_categories "
+            "from ml.segment_summary order by segment_id"
         ).df()
         campaigns = con.sql(
             """

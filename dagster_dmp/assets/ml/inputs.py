@@ -3,10 +3,13 @@
 import dagster as dg
 
 PERSON_PROFILES = dg.AssetKey(["marts", "person_profiles"])
+PERSON_SEGMENTS = dg.AssetKey(["ml", "person_segments"])
 PERSON_INTERESTS = dg.AssetKey(["marts", "person_interests"])
+PERSON_BEHAVIOUR = dg.AssetKey(["marts", "person_behaviour"])
 ACTIVITIES = dg.AssetKey(["intermediate", "int_activities_attributed"])
 ORDERS = dg.AssetKey(["intermediate", "int_orders_aggregated"])
 ORDER_LINES = dg.AssetKey(["intermediate", "int_order_lines_deduplicated"])
+ORDERS_ATTRIBUTED = dg.AssetKey(["intermediate", "int_orders_attributed"])
 PRODUCTS = dg.AssetKey(["staging", "stg_shop__products"])
 CAMPAIGN_TOUCHES = dg.AssetKey(["staging", "stg_marketing__campaign_touches"])
 IDENTIFIERS = dg.AssetKey(["intermediate", "int_identifiers_stitched"])
@@ -125,4 +128,87 @@ EXPERIMENT_OBSERVATIONS_SQL = """
     left join tagged_orders
         on sends.campaign_id = tagged_orders.campaign_id
         and sends.person_id = tagged_orders.person_id
+"""
+
+# Campaign history per segment x channel x ISO week: conversions and revenue of orders
+# credited to the channel's campaigns (int_orders_attributed) by the segment's persons; the
+# channel's cost that week split over segments by their share of its reached persons (touches
+# and click-throughs). Spend comes from the ad networks' reports; who it reached, from ours.
+SEGMENT_CHANNEL_HISTORY_SQL = """
+    with campaigns as (
+        select campaign_id, max(channel) as channel
+        from marts.campaign_performance
+        group by 1
+    ),
+
+    weekly_cost as (
+        select
+            campaigns.channel,
+            date_trunc('week', performance.report_date) as week,
+            sum(performance.cost) as cost
+        from marts.campaign_performance as performance
+        inner join campaigns on performance.campaign_id = campaigns.campaign_id
+        group by 1, 2
+    ),
+
+    reached as (
+        select campaign_id, person_id, activity_at as touched_at
+        from intermediate.int_activities_attributed
+        where campaign_id is not null and person_id is not null and not is_bot
+
+        union all
+
+        select touches.campaign_id, identifiers.person_id, touches.touched_at
+        from staging.stg_marketing__campaign_touches as touches
+        inner join intermediate.int_identifiers_stitched as identifiers
+            on (identifiers.identifier_type = 'customer_id'
+                and touches.customer_id = identifiers.identifier_value)
+            or (identifiers.identifier_type = 'anonymous_id'
+                and touches.anonymous_id = identifiers.identifier_value)
+        where touches.touched_at is not null
+    ),
+
+    weekly_reach as (
+        select
+            campaigns.channel,
+            date_trunc('week', reached.touched_at) as week,
+            segments.segment_id,
+            count(distinct reached.person_id) as persons
+        from reached
+        inner join campaigns on reached.campaign_id = campaigns.campaign_id
+        inner join ml.person_segments as segments on reached.person_id = segments.person_id
+        group by 1, 2, 3
+    ),
+
+    weekly_orders as (
+        select
+            campaigns.channel,
+            date_trunc('week', orders.order_at) as week,
+            segments.segment_id,
+            count(*) as conversions,
+            sum(orders.revenue) as revenue
+        from intermediate.int_orders_attributed as orders
+        inner join campaigns on orders.attributed_campaign_id = campaigns.campaign_id
+        inner join ml.person_segments as segments on orders.person_id = segments.person_id
+        group by 1, 2, 3
+    )
+
+    select
+        weekly_reach.segment_id,
+        weekly_reach.channel,
+        weekly_reach.week,
+        weekly_cost.cost * weekly_reach.persons
+            / sum(weekly_reach.persons) over (partition by weekly_reach.channel, weekly_reach.week)
+            as spend,
+        coalesce(weekly_orders.conversions, 0) as conversions,
+        coalesce(weekly_orders.revenue, 0) as revenue,
+        weekly_reach.persons as reached_persons
+    from weekly_reach
+    inner join weekly_cost
+        on weekly_reach.channel = weekly_cost.channel
+        and weekly_reach.week = weekly_cost.week
+    left join weekly_orders
+        on weekly_reach.channel = weekly_orders.channel
+        and weekly_reach.week = weekly_orders.week
+        and weekly_reach.segment_id = weekly_orders.segment_id
 """

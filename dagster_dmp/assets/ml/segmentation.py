@@ -1,42 +1,54 @@
 """Segments: groups of persons a marketer can name and act on."""
 
 import dagster as dg
+from threadpoolctl import threadpool_limits
 
-from dagster_dmp.assets.ml.inputs import PERSON_PROFILES
+from dagster_dmp.assets.ml.inputs import (
+    PERSON_BEHAVIOUR,
+    PERSON_INTERESTS,
+    PERSON_SEGMENTS,
+)
 from dagster_dmp.resources import WarehouseResource
-from ml.segmentation import FEATURES, segment_profiles
-
-PERSON_SEGMENTS = dg.AssetKey(["ml", "person_segments"])
+from ml.segmentation import BEHAVIOUR_COLUMNS, segment_persons
 
 
 @dg.asset(
     key=PERSON_SEGMENTS,
-    deps=[PERSON_PROFILES],
+    deps=[PERSON_BEHAVIOUR, PERSON_INTERESTS],
     group_name="ml",
-    kinds={"scikit-learn", "duckdb"},
+    kinds={"scipy", "duckdb"},
     description=(
-        "k-means segments of persons on log-scaled recency, frequency, monetary value and "
-        "engagement; k chosen by silhouette; names say what sets each centroid apart. "
-        "Also writes `ml.segment_summary`."
+        "Behavioural segments: a latent-class mixture over each person's counts (categories "
+        "and price tiers as Dirichlet-multinomials, sessions and events per session as negative "
+        "binomials, app use and discount share as binomials); k chosen by ICL on a sample; "
+        "segment 1 has the most revenue per person; names say which categories and traits "
+        "set each segment apart; persons without any activity are segment 0. Also writes "
+        "`ml.segment_summary` (size, revenue, orders, sessions, channel and price mix, top "
+        "categories per segment)."
     ),
 )
 def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        profiles = con.sql(
-            f"select person_id, {', '.join(FEATURES)} from marts.person_profiles order by person_id"
-        ).df()
-        result = segment_profiles(profiles)
-        con.execute("create schema if not exists ml")
-        con.register("assignments", result.assignments)
-        con.register("summary", result.summary)
-        con.execute("create or replace table ml.person_segments as select * from assignments")
-        con.execute("create or replace table ml.segment_summary as select * from summary")
+    behaviour = warehouse.read_frame(
+        f"select person_id, {', '.join(BEHAVIOUR_COLUMNS)} from marts.person_behaviour"
+    )
+    interests = warehouse.read_frame(
+        "select person_id, category, weighted_activities from marts.person_interests"
+    )
+    with threadpool_limits(limits=1):
+        result = segment_persons(behaviour, interests)
+    warehouse.replace_tables(
+        {"ml.person_segments": result.assignments, "ml.segment_summary": result.summary}
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.assignments),
             "k": result.k,
-            "silhouette": dg.MetadataValue.float(result.silhouette),
-            "segments": dg.MetadataValue.md(result.summary.round(2).to_markdown(index=False)),
+            "segments": dg.MetadataValue.md(
+                result.summary[["segment_id", "segment_name", "persons", "revenue_per_person"]]
+                .round(2)
+                .to_markdown(index=False)
+            ),
+            "model_selection": dg.MetadataValue.md(result.selection.round(1).to_markdown()),
         }
     )
 

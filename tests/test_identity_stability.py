@@ -304,3 +304,14 @@ def test_late_events_inside_the_lookback_are_placed_and_resends_dropped(stages):
     late = events[events.event_id.str.startswith("late-")]
     assert sorted(late.event_id) == sorted(f"late-{number}" for number in range(19))
     assert (late.event_date.astype(str) == "2026-09-06").all()
+
+
+def test_more_days_rename_no_existing_person(stages):
+    """A week of new data: an identifier seen before keeps its person, or joins a person that
+    already existed (a merge keeps the older id); no existing identifier gets a new id."""
+    before, after = stages["merged"], stages["more_days"]
+    kept = before.merge(after, on=["identifier_type", "identifier_value"], suffixes=("", "_now"))
+    assert len(kept) == len(before), "an identifier disappeared"
+    moved = kept[kept.person_id != kept.person_id_now]
+    assert moved.person_id_now.isin(set(before.person_id)).all(), moved.head()
+    assert len(after) > len(before), "the new week brought no new identifiers"

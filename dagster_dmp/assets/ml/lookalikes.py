@@ -1,48 +1,89 @@
 """Lookalikes of the best customers: who else resembles them."""
 
 import dagster as dg
+import pandas as pd
 
-from dagster_dmp.assets.ml.inputs import PERSON_PROFILES
+from dagster_dmp.assets.ml.inputs import PERSON_BEHAVIOUR, PERSON_INTERESTS, PERSON_PROFILES
 from dagster_dmp.resources import WarehouseResource
 from ml.lookalike import find_lookalikes
 
 LOOKALIKES = dg.AssetKey(["ml", "lookalikes"])
 SEED_SEGMENT = "champions"  # marts.person_profiles.rfm_segment of the seed audience
 TOP_N = 1000
-FEATURES = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "engagement_score",
-    "sessions",
-    "web_events",
-    "app_events",
-    "social_engagements",
-    "price_index",
-)
+
+# Value and activity (profile) plus taste (behaviour shares): profile features alone cannot
+# tell what a person likes, and planted personas differ mostly in that (bench/ml_quality.py:
+# 44-77% precision with profile features alone, 91-98% with both).
+FEATURES_SQL = """
+    select
+        profiles.person_id,
+        profiles.rfm_segment,
+        profiles.recency_days,
+        profiles.frequency,
+        profiles.monetary,
+        profiles.engagement_score,
+        profiles.sessions,
+        profiles.web_events,
+        profiles.app_events,
+        profiles.social_engagements,
+        profiles.price_index,
+        behaviour.app_sessions / nullif(behaviour.sessions, 0) as app_session_share,
+        behaviour.events / nullif(behaviour.sessions, 0) as events_per_session,
+        behaviour.discounted_order_lines / nullif(behaviour.order_lines, 0) as discount_share,
+        behaviour.store_orders / nullif(behaviour.orders, 0) as store_order_share,
+        behaviour.budget_tier_interactions / nullif(tiers.total, 0) as budget_tier_share,
+        behaviour.premium_tier_interactions / nullif(tiers.total, 0) as premium_tier_share
+    from marts.person_profiles as profiles
+    left join marts.person_behaviour as behaviour
+        on profiles.person_id = behaviour.person_id
+    left join (
+        select
+            person_id,
+            budget_tier_interactions + mid_tier_interactions + premium_tier_interactions as total
+        from marts.person_behaviour
+    ) as tiers
+        on profiles.person_id = tiers.person_id
+    order by profiles.person_id
+"""
+
+
+def lookalike_features(warehouse: WarehouseResource) -> pd.DataFrame:
+    """One row per person: profile features, behaviour shares and category interest shares."""
+    features = warehouse.read_frame(FEATURES_SQL)
+    # Never active is the most lapsed a person can be, not a typical recency.
+    features["recency_days"] = features["recency_days"].fillna(features["recency_days"].max() + 1)
+    counts = warehouse.read_frame(
+        "select person_id, category, weighted_activities from marts.person_interests"
+    ).pivot_table(index="person_id", columns="category", values="weighted_activities", fill_value=0)
+    shares = counts.div(counts.sum(axis=1), axis=0).add_prefix("interest_share_")
+    return features.merge(shares, left_on="person_id", right_index=True, how="left")
 
 
 @dg.asset(
     key=LOOKALIKES,
-    deps=[PERSON_PROFILES],
+    deps=[PERSON_PROFILES, PERSON_BEHAVIOUR, PERSON_INTERESTS],
     group_name="ml",
     kinds={"scikit-learn", "duckdb"},
     description=(
-        f"The {TOP_N} persons outside the '{SEED_SEGMENT}' RFM segment who look most like it "
-        "(a seed-versus-rest logistic model on scaled profile features); seed_auc in the "
-        "metadata says how well the features tell the seed apart (0.5 = not at all). "
-        "Audiences (issue 7) reuse `ml.lookalike.find_lookalikes` with any seed."
+        f"The {TOP_N} persons outside the '{SEED_SEGMENT}' RFM segment who look most like it: "
+        "a seed-versus-rest logistic model on scaled profile features (recency, frequency, "
+        "spend, engagement, activity, price index) and taste (category interest shares, price "
+        "tier, app, discount and store shares). seed_auc in the metadata says how well the "
+        "features tell the seed apart (0.5 = not at all). Audiences reuse "
+        "`ml.lookalike.find_lookalikes` with any seed."
     ),
 )
 def lookalikes(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    profiles = warehouse.read_frame(
-        f"select person_id, rfm_segment, {', '.join(FEATURES)} from marts.person_profiles"
-        " order by person_id"
-    )
-    seed = profiles.loc[profiles["rfm_segment"] == SEED_SEGMENT, "person_id"]
-    # Never active is the most lapsed a person can be, not a typical recency.
-    profiles["recency_days"] = profiles["recency_days"].fillna(profiles["recency_days"].max() + 1)
-    result = find_lookalikes(profiles.drop(columns="rfm_segment"), seed, top_n=TOP_N)
+    features = lookalike_features(warehouse)
+    seed = features.loc[features["rfm_segment"] == SEED_SEGMENT, "person_id"]
+    if seed.empty:
+        warehouse.replace_tables(
+            {"ml.lookalikes": pd.DataFrame(columns=["person_id", "rank", "score", "seed_audience"])}
+        )
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": 0, "note": f"nobody is in '{SEED_SEGMENT}'"}
+        )
+    result = find_lookalikes(features.drop(columns="rfm_segment"), seed, top_n=TOP_N)
     ranking = result.ranking.assign(seed_audience=f"rfm_segment = {SEED_SEGMENT}")
     warehouse.replace_tables({"ml.lookalikes": ranking})
     return dg.MaterializeResult(

@@ -12,7 +12,7 @@ from dagster_dmp.assets.ml.inputs import (
     SEGMENT_CHANNEL_HISTORY_SQL,
 )
 from dagster_dmp.resources import WarehouseResource
-from ml.optimise import BudgetRules, fit_response_curves, optimise_budget
+from ml.optimise import ALLOCATION_COLUMNS, BudgetRules, fit_response_curves, optimise_budget
 
 BUDGET_ALLOCATION = dg.AssetKey(["ml", "budget_allocation"])
 CAMPAIGN_PERFORMANCE = dg.AssetKey(["marts", "campaign_performance"])
@@ -43,7 +43,22 @@ def budget_allocation(warehouse: WarehouseResource) -> dg.MaterializeResult:
     fittable = fittable[fittable >= 2].index
     history = history.set_index(["segment_id", "channel"]).loc[fittable].reset_index()
     if history.empty:
-        raise ValueError("no segment x channel has two weeks of spend to fit a response curve")
+        # No paid campaign history (e.g. an order history): nothing to allocate, said so.
+        warehouse.replace_tables(
+            {
+                "ml.budget_allocation": pd.DataFrame(columns=list(ALLOCATION_COLUMNS)),
+                "ml.budget_summary": pd.DataFrame(
+                    {"budget": [0.0], "status": ["no history"], "proven_optimal": [False]}
+                ),
+                "ml.response_curves": pd.DataFrame(columns=["segment_id", "channel"]),
+            }
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": 0,
+                "note": "no segment x channel has two weeks of spend to fit a response curve",
+            }
+        )
     curves = fit_response_curves(history)
     weekly = history.groupby(["channel", "week"])["spend"].sum()
     budget = float(weekly.groupby("week").sum().mean())
@@ -96,6 +111,12 @@ def budget_allocation(warehouse: WarehouseResource) -> dg.MaterializeResult:
 )
 def budget_optimal_within_budget(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     summary = warehouse.read_frame("select * from ml.budget_summary").iloc[0]
+    if summary["status"] == "no history":
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="not judged: no campaign history to allocate a budget from",
+        )
     spend = float(warehouse.read_frame("select sum(spend) as s from ml.budget_allocation")["s"][0])
     within = spend <= summary["budget"] * (1 + 1e-9)
     return dg.AssetCheckResult(

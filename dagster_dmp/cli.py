@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
         "default ../shared/data/real beside the repository)",
     )
     demo.set_defaults(handler=_demo)
+
+    collect = commands.add_parser(
+        "collect",
+        help="serve the HTTP event collector: web and app clients POST events, acknowledged "
+        "events land in the landing zone (write keys from DMP_WRITE_KEYS='web:KEY,app:KEY')",
+    )
+    collect.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    collect.add_argument("--port", type=int, default=8181, help="port (default: %(default)s)")
+    collect.set_defaults(handler=_collect)
     return parser
 
 
@@ -130,6 +141,16 @@ def _import(args: argparse.Namespace) -> int:
     for reason, rows in summary.get("set_aside", {}).items():
         _progress(f"  set aside, {reason}: {rows:,} rows")
     _progress(f"done in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from ingestion.collector import run_collector, write_keys_from_env
+
+    write_keys = write_keys_from_env()
+    landing = settings.landing_dir().resolve()
+    _progress(f"collecting into {landing} on http://{args.host}:{args.port}/v1/web and /v1/app")
+    run_collector(args.host, args.port, landing, write_keys)
     return 0
 
 

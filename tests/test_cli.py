@@ -12,7 +12,7 @@ import pytest
 DMP = Path(sys.executable).with_name("dmp")
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["run"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["generate"], ["run"], ["demo"], ["collect"]])
 def test_every_command_has_help(command):
     completed = subprocess.run(
         [str(DMP), *command, "--help"], capture_output=True, text=True, check=False
@@ -56,3 +56,18 @@ def test_run_with_a_corrupt_landing_file_loads_the_rest_and_exits_non_zero(tmp_p
     assert last_line.startswith("dmp run: error:") and "web_events/zz-corrupt.jsonl.gz" in last_line
     with duckdb.connect(str(tmp_path / "dmp.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from raw.web_events").fetchone()[0] > 0
+
+
+def test_collect_without_write_keys_refuses_to_start(tmp_path):
+    environment = {**os.environ, "DMP_WRITE_KEYS": "", "DMP_LANDING_DIR": str(tmp_path)}
+    completed = subprocess.run(
+        [str(DMP), "collect", "--port", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert "DMP_WRITE_KEYS" in completed.stderr
+    assert completed.stderr.count("error") == 1

@@ -40,7 +40,7 @@ test: $(MANIFEST)
 	$(BIN)/python -m pytest
 
 ui: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m dagster_dmp.definitions -h 127.0.0.1 -p 3000
+	DMP_AUTOMATION=on $(BIN)/dagster dev -m dagster_dmp.definitions -h 127.0.0.1 -p 3000
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed

@@ -35,3 +35,8 @@ def api_urls(folders: list[str]) -> dict[str, str]:
 
 def api_lookback_hours() -> float:
     return float(os.environ.get("DMP_API_LOOKBACK_HOURS", "72"))
+
+
+def automation_on() -> bool:
+    """DMP_AUTOMATION=on starts the landing sensor and the nightly schedule switched on."""
+    return os.environ.get("DMP_AUTOMATION", "off").lower() in {"on", "1", "true", "yes"}

@@ -19,6 +19,11 @@ SPEND_MODELS = ("linear_regression", "gradient_boosting", "bgnbd_x_value")
 _DAY = pd.Timedelta(days=1)
 
 
+class ModelFitError(ValueError):
+    """The data cannot support the model (too few customers, a fit that does not converge),
+    as opposed to malformed input."""
+
+
 @dataclass(frozen=True)
 class BgNbdParams:
     r: float  # shape of the gamma spread of purchase rates
@@ -56,7 +61,7 @@ def fit_bgnbd(
     """
     x, t_x, big_t = _btyd_arrays(frequency, recency, T)
     if len(x) < 4:
-        raise ValueError(f"need at least 4 customers to fit BG/NBD's 4 parameters, got {len(x)}")
+        raise ModelFitError(f"need at least 4 customers to fit BG/NBD's 4 parameters, got {len(x)}")
     unique, weights = np.unique(np.column_stack([x, t_x, big_t]), axis=0, return_counts=True)
     x, t_x, big_t = unique.T
 
@@ -73,7 +78,7 @@ def fit_bgnbd(
         options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 20_000},
     )
     if not result.success or not np.isfinite(result.fun):
-        raise ValueError(f"BG/NBD fit did not converge: {result.message}")
+        raise ModelFitError(f"BG/NBD fit did not converge: {result.message}")
     r, alpha, a, b = np.exp(result.x)
     return BgNbdParams(
         r=float(r),
@@ -222,7 +227,7 @@ def fit_spend_model(
     if np.isnan(target).any() or (target < 0).any():
         raise ValueError("future_spend must be non-negative numbers (0 for no spend)")
     if len(matrix) < 40:
-        raise ValueError(f"need at least 40 customers to fit and evaluate, got {len(matrix)}")
+        raise ModelFitError(f"need at least 40 customers to fit and evaluate, got {len(matrix)}")
     spent = target > 0
     x_train, x_test, y_train, y_test = train_test_split(
         matrix,

@@ -11,7 +11,12 @@ from dagster_dmp.assets.ml.inputs import (
     PERSON_EVENTS_SQL,
     PERSON_ORDERS_SQL,
 )
-from dagster_dmp.assets.ml.quality import Floor, metric_floor_check
+from dagster_dmp.assets.ml.quality import (
+    EVAL_COLUMNS,
+    Floor,
+    metric_floor_check,
+    too_little_data,
+)
 from dagster_dmp.resources import WarehouseResource
 from ml.propensity import build_features, fit_propensity
 
@@ -27,6 +32,7 @@ AUC_FLOOR = Floor(
     min_evidence=30,
 )
 HOLDOUT_SHARE = 0.25
+MIN_CLASS_SIZE = 10  # buyers and non-buyers each, to fit and evaluate at all
 
 
 @dg.asset(
@@ -53,6 +59,18 @@ def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
     horizon_days = max(1, min(HORIZON_DAYS, history_days // 3))
     training_cutoff = as_of - pd.Timedelta(days=horizon_days)
     training = build_features(events, orders, training_cutoff, horizon_days)
+    buyers = int(training.labels.sum())
+    if min(buyers, len(training.labels) - buyers) < MIN_CLASS_SIZE:
+        return too_little_data(
+            warehouse,
+            {
+                "ml.propensity_scores": ["person_id", "probability", "model", "horizon_days"],
+                "ml.propensity_eval": EVAL_COLUMNS,
+                "ml.propensity_calibration": ["model", "bin", "persons"],
+            },
+            f"{buyers} of {len(training.labels)} persons bought in the {horizon_days} days "
+            f"after {training_cutoff:%Y-%m-%d}: too few of one class to train on",
+        )
     # One thread: the run shares two cores with DuckDB; OpenMP oversubscription is 20x slower.
     with threadpool_limits(limits=1, user_api="openmp"):
         model = fit_propensity(training.features, training.labels, seed=42, holdout=HOLDOUT_SHARE)

@@ -8,6 +8,7 @@ its floor (or above its ceiling, for errors).
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 
 from dagster_dmp.resources import WarehouseResource
 
@@ -59,3 +60,21 @@ def metric_floor_check(asset_key: dg.AssetKey, floor: Floor) -> dg.AssetChecksDe
         )
 
     return _check
+
+
+def too_little_data(
+    warehouse: WarehouseResource, columns: dict[str, list[str]], reason: str
+) -> dg.MaterializeResult:
+    """Write each table empty (with its columns) and say why: a dataset without what a model
+    needs (no campaigns, no repeat buyers) gets an honest empty output, not a failed run. The
+    metric checks then abstain for lack of evidence."""
+    warehouse.replace_tables(
+        {
+            table: pd.DataFrame({column: pd.Series(dtype="object") for column in names})
+            for table, names in columns.items()
+        }
+    )
+    return dg.MaterializeResult(metadata={"dagster/row_count": 0, "note": reason})
+
+
+EVAL_COLUMNS = ["model", "metric", "value"]

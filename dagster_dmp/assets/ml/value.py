@@ -5,9 +5,15 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from dagster_dmp.assets.ml.inputs import AS_OF_SQL, ORDERS, PERSON_ORDERS_SQL
-from dagster_dmp.assets.ml.quality import Floor, metric_floor_check
+from dagster_dmp.assets.ml.quality import (
+    EVAL_COLUMNS,
+    Floor,
+    metric_floor_check,
+    too_little_data,
+)
 from dagster_dmp.resources import WarehouseResource
 from ml.value import (
+    ModelFitError,
     expected_purchases,
     fit_bgnbd,
     fit_spend_model,
@@ -28,6 +34,8 @@ R2_FLOOR = Floor(
         "a spend forecast clearly worse than predicting the average for everyone is broken "
         "(short synthetic histories leave little to learn, so the floor sits just below 0)"
     ),
+    evidence_metric="customers",
+    min_evidence=200,
 )
 
 
@@ -46,6 +54,20 @@ R2_FLOOR = Floor(
     ),
 )
 def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    try:
+        return _customer_value(warehouse)
+    except ModelFitError as error:
+        return too_little_data(
+            warehouse,
+            {
+                "ml.customer_value": ["person_id", "probability_alive", "predicted_spend_90d"],
+                "ml.customer_value_eval": EVAL_COLUMNS,
+            },
+            f"the order history does not support a value model: {error}",
+        )
+
+
+def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
     orders = warehouse.read_frame(PERSON_ORDERS_SQL)
     as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
     today = as_of.normalize() + pd.Timedelta(days=1)  # every order of the as-of day counts
@@ -85,6 +107,9 @@ def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
         [
             spend_model.metrics,
             best.assign(model="best"),
+            pd.DataFrame(
+                {"model": ["best"], "metric": ["customers"], "value": [float(len(calibration))]}
+            ),
             pd.DataFrame(
                 {
                     "model": "bgnbd",

@@ -10,6 +10,13 @@ CHANNEL_COLOURS = {
     "store": "#9467bd",
     "phone": "#8c564b",
 }
+# Paid channels of campaigns (social shares its colour with the social activity channel).
+CAMPAIGN_CHANNEL_COLOURS = {
+    "search": "#17becf",
+    "social": "#2ca02c",
+    "display": "#e377c2",
+    "email": "#bcbd22",
+}
 
 
 def _theme() -> p9.theme:
@@ -53,5 +60,70 @@ def segment_sizes(segments: pd.DataFrame) -> p9.ggplot:
         + p9.scale_y_continuous(expand=(0, 0, 0.12, 0))  # room for the count labels
         + p9.coord_flip()
         + p9.labs(title="Customer segments (behavioural latent classes)", x="", y="Persons")
+        + _theme()
+    )
+
+
+def recommendation_quality(evaluation: pd.DataFrame, k: int = 10) -> p9.ggplot:
+    """NDCG@k of every recommender on the temporal holdout, the popularity baseline in grey."""
+    data = evaluation[(evaluation["metric"] == "ndcg") & (evaluation["k"] == k)].copy()
+    data["baseline"] = data["model"].eq("popularity").map({True: "baseline", False: "model"})
+    data["model"] = pd.Categorical(
+        data["model"], categories=data.sort_values("value")["model"], ordered=True
+    )
+    return (
+        p9.ggplot(data, p9.aes("model", "value", fill="baseline"))
+        + p9.geom_col()
+        + p9.geom_text(p9.aes(label="value"), format_string="{:.3f}", ha="left", nudge_y=0.002)
+        + p9.scale_fill_manual(values={"baseline": "#999999", "model": "#1f77b4"})
+        + p9.scale_y_continuous(expand=(0, 0, 0.15, 0))
+        + p9.coord_flip()
+        + p9.labs(
+            title=f"Recommendation quality on held-out purchases (NDCG@{k})",
+            x="",
+            y=f"NDCG@{k} (higher is better)",
+            fill="",
+        )
+        + _theme()
+    )
+
+
+def ab_results(results: pd.DataFrame) -> p9.ggplot:
+    """Each variant's conversion rate with its 95% interval, campaign by campaign."""
+    data = results.assign(
+        rate=results["conversion_rate"] * 100,
+        low=results["ci_low"] * 100,
+        high=results["ci_high"] * 100,
+    )
+    return (
+        p9.ggplot(data, p9.aes("variant", "rate"))
+        + p9.geom_errorbar(p9.aes(ymin="low", ymax="high"), width=0.2, colour="#555555")
+        + p9.geom_point(size=3, colour="#d62728")
+        + p9.facet_wrap("campaign_id", scales="free_x")
+        + p9.labs(
+            title="E-mail A/B tests: conversion rate per variant with its 95% interval",
+            x="Variant",
+            y="Conversion rate (%)",
+        )
+        + _theme()
+    )
+
+
+def budget_allocation(allocation: pd.DataFrame) -> p9.ggplot:
+    """Next week's spend per segment, split by channel."""
+    data = allocation[allocation["spend"] > 0].assign(
+        segment=lambda frame: "Segment " + frame["segment_id"].astype(str)
+    )
+    return (
+        p9.ggplot(data, p9.aes("segment", "spend", fill="channel"))
+        + p9.geom_col()
+        + p9.scale_fill_manual(values=CAMPAIGN_CHANNEL_COLOURS, na_value="#7f7f7f")
+        + p9.coord_flip()
+        + p9.labs(
+            title="Optimal budget allocation for next week",
+            x="",
+            y="Spend (currency units)",
+            fill="Channel",
+        )
         + _theme()
     )

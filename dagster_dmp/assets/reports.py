@@ -2,7 +2,10 @@
 
 import dagster as dg
 
+from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
 from dagster_dmp.assets.ml.inputs import PERSON_SEGMENTS
+from dagster_dmp.assets.ml.optimise import BUDGET_ALLOCATION
+from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
@@ -17,13 +20,19 @@ FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
     key=dg.AssetKey(["reports", "marketing_report"]),
     deps=[
         PERSON_SEGMENTS,
+        RECOMMENDATIONS,
+        AB_TEST_RESULTS,
+        BUDGET_ALLOCATION,
         dg.AssetKey(["marts", "daily_activity"]),
         dg.AssetKey(["marts", "campaign_performance"]),
         *[dg.AssetKey([RAW_DATASET, table]) for table in (*QUARANTINE_TABLES, *FILES_TABLES)],
     ],
     group_name="reports",
     kinds={"plotnine", "html"},
-    description="reports/output/index.html: activity, segments, campaigns and data quality, with the CSV behind every table.",
+    description=(
+        "reports/output/index.html: activity, segments, campaigns, recommendation quality, A/B "
+        "tests, budget allocation and data quality, with the CSV behind every table."
+    ),
 )
 def marketing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -75,6 +84,19 @@ def marketing_report(
             order by records desc
             """
         ).df()
+        recommendation_eval = con.sql(
+            "select model, metric, k, value from ml.recommendation_eval"
+            " where metric in ('ndcg', 'precision', 'recall', 'coverage') and k = 10"
+            " order by model, metric"
+        ).df()
+        ab_tests = con.sql(
+            "select campaign_id, variant, users, conversions, conversion_rate, ci_low, ci_high,"
+            " lift, p_value from ml.ab_test_results order by campaign_id, variant"
+        ).df()
+        budget = con.sql(
+            "select segment_id, channel, spend, expected_conversions, expected_revenue"
+            " from ml.budget_allocation order by segment_id, channel"
+        ).df()
         files = con.sql(
             " union all ".join(
                 f"select channel, count(*) as files, "
@@ -109,16 +131,50 @@ def marketing_report(
             Section(
                 "segments",
                 "Customer segments",
-                "Segment sizes and their average recency (days), frequency (orders), value and engagement.",
+                "Segment sizes with revenue, orders and sessions per person, app and discount "
+                "shares and top categories (a latent-class model over each person's behaviour).",
                 segments,
                 figures.segment_sizes(segments),
             ),
             Section(
                 "campaigns",
                 "Campaign performance",
-                "Totals per campaign over the period; conversions are orders tagged with the campaign.",
+                "Totals per campaign over the period; conversions are completed orders credited "
+                "to the campaign (its tag, else the last touch within 7 days).",
                 campaigns,
             ),
+            *[
+                section
+                for section in (
+                    Section(
+                        "recommendations",
+                        "Recommendation quality",
+                        "Offline evaluation on the latest days held out: precision, recall, NDCG "
+                        "and catalogue coverage of the top 10 for each model against popularity.",
+                        recommendation_eval,
+                        figures.recommendation_quality(recommendation_eval)
+                        if len(recommendation_eval)
+                        else None,
+                    ),
+                    Section(
+                        "ab_tests",
+                        "A/B tests",
+                        "Each e-mail variant against its campaign's control: conversion rate with "
+                        "its 95% interval, lift and p-value.",
+                        ab_tests,
+                        figures.ab_results(ab_tests) if len(ab_tests) else None,
+                    ),
+                    Section(
+                        "budget",
+                        "Budget allocation",
+                        "Next week's budget split over segment x channel to maximise expected "
+                        "profit (response curves from campaign history, solved to optimality).",
+                        budget,
+                        figures.budget_allocation(budget) if (budget["spend"] > 0).any() else None,
+                    ),
+                )
+                if len(section.table)
+            ],
             Section(
                 "landing_files",
                 "Landing files",

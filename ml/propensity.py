@@ -14,6 +14,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, export_text
 
+from ml.frames import numeric_matrix, utc_naive, utc_naive_timestamp
+
 EVENT_COLUMNS = ("person_id", "event_type", "occurred_at")
 ORDER_COLUMNS = ("person_id", "order_id", "ordered_at", "revenue")
 # Optional event columns: each one present adds a breadth feature (how many distinct values).
@@ -75,12 +77,12 @@ def build_features(
     _require(orders, ORDER_COLUMNS, "orders")
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
-    cutoff = _utc_naive_timestamp(cutoff)
+    cutoff = utc_naive_timestamp(cutoff)
 
     events = events.loc[events["person_id"].notna()].reset_index(drop=True)
     orders = orders.loc[orders["person_id"].notna()].reset_index(drop=True)
-    event_at = _utc_naive(events["occurred_at"], "events.occurred_at")
-    order_at = _utc_naive(orders["ordered_at"], "orders.ordered_at")
+    event_at = utc_naive(events["occurred_at"], "events.occurred_at")
+    order_at = utc_naive(orders["ordered_at"], "orders.ordered_at")
 
     before = event_at < cutoff
     past_events = events.loc[before].assign(
@@ -166,7 +168,7 @@ def fit_propensity(
     tree is there to be read, so a marketer can see which behaviour drives the score. Models
     stay fitted on the training split so the holdout metrics describe exactly what scores.
     """
-    matrix = _numeric_matrix(features)
+    matrix = numeric_matrix(features, " (one-hot them with encode_table)")
     target = _binary_labels(labels, len(matrix))
     minority = int(min(target.sum(), len(target) - target.sum()))
     if minority < 10:
@@ -281,25 +283,6 @@ def _calibration_table(
     return table
 
 
-def _numeric_matrix(features: pd.DataFrame) -> pd.DataFrame:
-    not_numeric = [
-        str(column)
-        for column in features.columns
-        if not (
-            pd.api.types.is_numeric_dtype(features[column])
-            or pd.api.types.is_bool_dtype(features[column])
-        )
-    ]
-    if not_numeric:
-        raise ValueError(
-            f"features must be numeric (one-hot them with encode_table), "
-            f"not: {', '.join(not_numeric)}"
-        )
-    if features.shape[1] == 0:
-        raise ValueError("features have no columns")
-    return features.astype(float)
-
-
 def _binary_labels(labels: pd.Series | np.ndarray, rows: int) -> np.ndarray:
     values = np.asarray(labels)
     if len(values) != rows:
@@ -333,15 +316,3 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ValueError(f"{name} lack the column(s) propensity needs: {', '.join(missing)}")
-
-
-def _utc_naive(values: pd.Series, name: str) -> pd.Series:
-    try:
-        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{name} holds values that are not timestamps: {error}") from error
-
-
-def _utc_naive_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp if stamp.tzinfo is None else stamp.tz_convert("UTC").tz_localize(None)

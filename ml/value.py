@@ -12,6 +12,8 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
+from ml.frames import numeric_matrix, utc_naive, utc_naive_timestamp
+
 ORDER_COLUMNS = ("person_id", "ordered_at", "revenue")
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 SPEND_MODELS = ("linear_regression", "gradient_boosting", "bgnbd_x_value")
@@ -137,8 +139,8 @@ def rfm_from_orders(
         raise ValueError(f"orders lack the column(s) customer value needs: {', '.join(missing)}")
     if period_days <= 0:
         raise ValueError(f"period_days must be positive, got {period_days}")
-    cutoff = _utc_naive_timestamp(cutoff)
-    at = _utc_naive(orders["ordered_at"])
+    cutoff = utc_naive_timestamp(cutoff)
+    at = utc_naive(orders["ordered_at"], "orders.ordered_at")
     before = (at < cutoff) & orders["person_id"].notna()
     last_day = (cutoff - pd.Timedelta(1, "ns")).floor("D")
 
@@ -196,8 +198,8 @@ def future_spend(
     missing = [column for column in ORDER_COLUMNS if column not in orders.columns]
     if missing:
         raise ValueError(f"orders lack the column(s) customer value needs: {', '.join(missing)}")
-    cutoff = _utc_naive_timestamp(cutoff)
-    at = _utc_naive(orders["ordered_at"])
+    cutoff = utc_naive_timestamp(cutoff)
+    at = utc_naive(orders["ordered_at"], "orders.ordered_at")
     inside = (at >= cutoff) & (at < cutoff + pd.Timedelta(days=horizon_days))
     revenue = pd.to_numeric(orders.loc[inside, "revenue"], errors="coerce").fillna(0.0)
     spend = revenue.groupby(orders.loc[inside, "person_id"]).sum().rename("future_spend")
@@ -220,7 +222,7 @@ def fit_spend_model(
     scored too: BG/NBD expected purchases times the customer's average order value. The split
     is stratified on spending anything at all, since most customers spend nothing.
     """
-    matrix = _numeric_matrix(features)
+    matrix = numeric_matrix(features)
     target = np.asarray(future_spend, dtype=float)
     if len(target) != len(matrix):
         raise ValueError(f"got {len(target)} spend values for {len(matrix)} feature rows")
@@ -359,33 +361,3 @@ def _regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, f
         if truth.sum() > 0
         else np.nan,
     }
-
-
-def _numeric_matrix(features: pd.DataFrame) -> pd.DataFrame:
-    not_numeric = [
-        str(column)
-        for column in features.columns
-        if not (
-            pd.api.types.is_numeric_dtype(features[column])
-            or pd.api.types.is_bool_dtype(features[column])
-        )
-    ]
-    if not_numeric:
-        raise ValueError(f"features must be numeric, not: {', '.join(not_numeric)}")
-    if features.shape[1] == 0:
-        raise ValueError("features have no columns")
-    return features.astype(float)
-
-
-def _utc_naive(values: pd.Series) -> pd.Series:
-    try:
-        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"orders.ordered_at holds values that are not timestamps: {error}"
-        ) from error
-
-
-def _utc_naive_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp if stamp.tzinfo is None else stamp.tz_convert("UTC").tz_localize(None)

@@ -1,0 +1,33 @@
+"""Input checks the models share: numeric feature matrices and UTC timestamps."""
+
+import pandas as pd
+
+
+def numeric_matrix(features: pd.DataFrame, advice: str = "") -> pd.DataFrame:
+    """The features as floats; a clear error naming every column that is not a number."""
+    not_numeric = [
+        str(column)
+        for column in features.columns
+        if not (
+            pd.api.types.is_numeric_dtype(features[column])
+            or pd.api.types.is_bool_dtype(features[column])
+        )
+    ]
+    if not_numeric:
+        raise ValueError(f"features must be numeric{advice}, not: {', '.join(not_numeric)}")
+    if features.shape[1] == 0:
+        raise ValueError("features have no columns")
+    return features.astype(float)
+
+
+def utc_naive(values: pd.Series, name: str) -> pd.Series:
+    """Timestamps in UTC without a zone (naive input is taken as UTC already)."""
+    try:
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} holds values that are not timestamps: {error}") from error
+
+
+def utc_naive_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp if stamp.tzinfo is None else stamp.tz_convert("UTC").tz_localize(None)

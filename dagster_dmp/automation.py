@@ -1,15 +1,18 @@
-"""How the graph runs by itself: micro-batches when files land and a nightly full refresh.
-Runs are queued one at a time (dagster.yaml): DuckDB has one writer. The profiles' freshness
-policy is on their asset (assets/warehouse.py)."""
+"""How the graph runs by itself: micro-batches when files land, the models and the report
+every hour, a full refresh every night. Runs are queued one at a time (dagster.yaml): DuckDB
+has one writer. The profiles' freshness policy is on their asset (assets/warehouse.py)."""
 
 import hashlib
+import json
 
 import dagster as dg
 
 from dagster_dmp import settings
+from dagster_dmp.assets.warehouse import warehouse_models
 from ingestion.channels import CHANNELS
+from ingestion.pipeline import RAW_DATASET
 
-# The sensor and the schedule start switched on when DMP_AUTOMATION=on (`make ui` sets it);
+# The sensor and the schedules start switched on when DMP_AUTOMATION=on (`make ui` sets it);
 # otherwise an operator turns them on in the UI, so a test instance never runs on its own.
 SENSOR_STATUS, SCHEDULE_STATUS = (
     (dg.DefaultSensorStatus.RUNNING, dg.DefaultScheduleStatus.RUNNING)
@@ -17,12 +20,26 @@ SENSOR_STATUS, SCHEDULE_STATUS = (
     else (dg.DefaultSensorStatus.STOPPED, dg.DefaultScheduleStatus.STOPPED)
 )
 
+# The micro-batch is what keeps profiles minutes behind the collector: every channel's new
+# files, then the dbt models without their tests (the tests take longer than the models and
+# run every hour in refresh_everything). The ingestion checks stay: they are cheap and catch
+# an unreadable file at once.
+refresh_warehouse = dg.define_asset_job(
+    "refresh_warehouse",
+    selection=dg.AssetSelection.groups("ingestion")
+    | dg.AssetSelection.groups("warehouse").without_checks(),
+    description=(
+        "Micro-batch: ingest the files that landed and build the dbt models incrementally "
+        "(dbt tests, ML and the report run hourly in refresh_everything)."
+    ),
+)
+
 refresh_everything = dg.define_asset_job(
     "refresh_everything",
     selection=dg.AssetSelection.all(),
     description=(
-        "Ingest what landed, build the warehouse incrementally, retrain the ML assets and "
-        "rewrite the report."
+        "Ingest what landed, build and test the warehouse incrementally, retrain the ML assets "
+        "and rewrite the report."
     ),
 )
 
@@ -36,36 +53,91 @@ full_refresh_everything = dg.define_asset_job(
     config={"ops": {"warehouse_models": {"config": {"full_refresh": True}}}},
 )
 
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
-def landing_fingerprint() -> str:
-    """Name, size and modification time of every landing file the ingestion would read."""
+
+def landing_fingerprints() -> dict[str, str]:
+    """Per channel folder: a hash of the name, size and modification time of every landing file
+    the ingestion would read (folders without files are left out)."""
     landing = settings.landing_dir()
-    entries = sorted(
-        f"{path.relative_to(landing)}:{stat.st_size}:{stat.st_mtime_ns}"
-        for channel in CHANNELS.values()
-        for path in (landing / channel.folder).glob(channel.pattern)
-        if path.is_file() and (stat := path.stat())
+    fingerprints = {}
+    for channel in CHANNELS.values():
+        entries = sorted(
+            f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+            for path in (landing / channel.folder).glob(channel.pattern)
+            if path.is_file() and (stat := path.stat())
+        )
+        if entries:
+            fingerprints[channel.folder] = hashlib.sha256("\n".join(entries).encode()).hexdigest()
+    return fingerprints
+
+
+def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunRequest:
+    """Ingest only the channels whose files changed, then every dbt model (no dbt tests)."""
+    channels = [CHANNELS[folder] for folder in changed_folders]
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=[
+            *(
+                dg.AssetKey([RAW_DATASET, table])
+                for channel in channels
+                for table in (channel.table, channel.quarantine_table, channel.files_table)
+            ),
+            *warehouse_models.keys,
+        ],
+        asset_check_keys=[
+            dg.AssetCheckKey(
+                dg.AssetKey([RAW_DATASET, channel.files_table]), "landing_files_readable"
+            )
+            for channel in channels
+        ],
+        tags={"dmp/channels": ",".join(changed_folders)},
     )
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 @dg.sensor(
-    job=refresh_everything,
-    minimum_interval_seconds=30,
+    job=refresh_warehouse,
+    minimum_interval_seconds=5,
     default_status=SENSOR_STATUS,
     description=(
-        "Every 30 s: when the set of landing files changed (the collector or an export added "
-        "one), launch refresh_everything. The cursor is a fingerprint of the files, so a "
-        "change is acted on once."
+        "Every 5 s: when landing files changed (the collector or an export added one) and no "
+        "micro-batch is queued or running, launch refresh_warehouse for the channels whose "
+        "files changed. Files that land during a run wait for the next one, so runs never pile "
+        "up; the cursor holds each channel's file fingerprint, so a change is acted on once."
     ),
 )
 def new_landing_files(context: dg.SensorEvaluationContext):
-    fingerprint = landing_fingerprint()
-    if fingerprint == context.cursor:
+    fingerprints = landing_fingerprints()
+    acted_on = json.loads(context.cursor) if context.cursor else {}
+    changed = [folder for folder, print_ in fingerprints.items() if acted_on.get(folder) != print_]
+    if not changed:
         return dg.SkipReason("no new or changed landing files")
-    context.update_cursor(fingerprint)
-    return dg.RunRequest(run_key=fingerprint)
+    unfinished = context.instance.get_runs_count(
+        dg.RunsFilter(job_name=refresh_warehouse.name, statuses=UNFINISHED)
+    )
+    if unfinished:
+        return dg.SkipReason("new landing files wait for the micro-batch in progress to finish")
+    cursor = json.dumps(fingerprints, sort_keys=True)
+    context.update_cursor(cursor)
+    return micro_batch_request(changed, run_key=hashlib.sha256(cursor.encode()).hexdigest())
 
+
+hourly_refresh = dg.ScheduleDefinition(
+    name="hourly_refresh",
+    job=refresh_everything,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=SCHEDULE_STATUS,
+    description=(
+        "Every hour at :15: the dbt tests, the ML assets and the report catch up with the "
+        "micro-batches."
+    ),
+)
 
 nightly_full_refresh = dg.ScheduleDefinition(
     name="nightly_full_refresh",
@@ -76,6 +148,6 @@ nightly_full_refresh = dg.ScheduleDefinition(
     description="03:00 UTC: rebuild everything from scratch (late data, drift).",
 )
 
-jobs = [refresh_everything, full_refresh_everything]
-schedules = [nightly_full_refresh]
+jobs = [refresh_warehouse, refresh_everything, full_refresh_everything]
+schedules = [hourly_refresh, nightly_full_refresh]
 sensors = [new_landing_files]

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ def truth_identities(landing: Path) -> pd.DataFrame:
     )
     truth.loc[is_email, "identifier_type"] = "email_sha256"
     return truth
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def ensure_dbt_manifest() -> None:

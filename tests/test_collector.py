@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import anyio
 import duckdb
 import pytest
+from conftest import free_port
 
 from ingestion.channels import CHANNELS
 from ingestion.collector import create_app, write_keys_from_env
@@ -301,12 +301,6 @@ from pathlib import Path
 from ingestion.collector import run_collector
 run_collector("127.0.0.1", int(sys.argv[1]), Path(sys.argv[2]), {"web-key": "web"})
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_every_acknowledged_event_survives_a_sigkill(landing: Path):

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 import plotnine as p9
+from plotnine.composition import Compose
 
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
     "color:#222}img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;"
     "font-size:0.9em}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
 )
+
+# Figure sizes are in inches (reports/figures.py): 9 x 4.5 in at 110 dpi is a 990 x 495 px
+# image whose 11 pt text is about 17 px high; no figure is wider than 11 in (1,210 px), so
+# the page (at most 1,200 px wide) shows every figure at or near its own size at 100% zoom.
+DPI = 110
 
 
 @dataclass
@@ -22,10 +28,20 @@ class Section:
     title: str
     text: str
     table: pd.DataFrame
-    figure: p9.ggplot | None = None
+    figure: p9.ggplot | Compose | None = None
 
 
-def write_report(out_dir: Path, title: str, summary: str, sections: list[Section]) -> Path:
+def write_report(
+    out_dir: Path,
+    title: str,
+    summary: str,
+    sections: list[Section],
+    changes: list[str] | None = None,
+) -> Path:
+    """Figures and CSVs first, index.html last and atomically: a reader never sees a page
+    pointing at files that are not there yet. Then the figures and CSVs of sections this run
+    no longer has are removed (the folder belongs to the report). `changes`: the "what
+    changed since the last run" lines, the first one an introduction, the rest a list."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [
@@ -37,16 +53,31 @@ def write_report(out_dir: Path, title: str, summary: str, sections: list[Section
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(summary)}</p>",
     ]
+    if changes:
+        parts += [
+            '<h2 id="changes">What changed since the last run</h2>',
+            f"<p>{html.escape(changes[0])}</p>",
+        ]
+        if len(changes) > 1:
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in changes[1:])
+            parts.append(f"<ul>{items}</ul>")
+    written: set[str] = set()
     for section in sections:
         csv_name = f"{section.slug}.csv"
-        section.table.to_csv(out_dir / csv_name, index=False)
+        written.add(csv_name)
+        tmp_csv = out_dir / f"{section.slug}.tmp.csv"
+        section.table.to_csv(tmp_csv, index=False)
+        tmp_csv.replace(out_dir / csv_name)
         parts += [
             f'<h2 id="{section.slug}">{html.escape(section.title)}</h2>',
             f"<p>{html.escape(section.text)}</p>",
         ]
         if section.figure is not None:
             png_name = f"{section.slug}.png"
-            section.figure.save(out_dir / png_name, dpi=110, verbose=False)
+            written.add(png_name)
+            tmp_png = out_dir / f"{section.slug}.tmp.png"
+            section.figure.save(tmp_png, dpi=DPI, verbose=False)
+            tmp_png.replace(out_dir / png_name)
             parts.append(f'<img src="{png_name}" alt="{html.escape(section.title)}">')
         parts.append(
             section.table.head(20).to_html(index=False, border=0, float_format="{:,.2f}".format)
@@ -57,4 +88,7 @@ def write_report(out_dir: Path, title: str, summary: str, sections: list[Section
     tmp = index.with_suffix(".html.tmp")
     tmp.write_text("\n".join(parts), encoding="utf-8")
     tmp.replace(index)
+    for stale in [*out_dir.glob("*.png"), *out_dir.glob("*.csv")]:
+        if stale.name not in written:
+            stale.unlink()
     return index

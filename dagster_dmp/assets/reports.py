@@ -1,19 +1,135 @@
 """The marketing report: figures and tables from the marts and ML outputs."""
 
+import calendar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 import dagster as dg
+import pandas as pd
+import plotnine as p9
+from plotnine.composition import Compose
 
 from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
-from dagster_dmp.assets.ml.inputs import PERSON_SEGMENTS
+from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
 from dagster_dmp.assets.ml.optimise import BUDGET_ALLOCATION
 from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
 from reports import figures
+from reports.changes import describe_changes, load_headline, save_headline
+from reports.timeseries import DAYS_OF_WEEK, MIN_DAYS, decompose_weekly, weekly_pattern
 from reports.writer import Section, write_report
 
 QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
 FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
+DAILY_ACTIVITY = dg.AssetKey(["marts", "daily_activity"])
+CHANNEL_FUNNEL = dg.AssetKey(["marts", "channel_funnel"])
+CAMPAIGN_PERFORMANCE = dg.AssetKey(["marts", "campaign_performance"])
+INTEREST_MIX_CATEGORIES = 10  # the rest is "other"
+
+
+def _period(daily: pd.DataFrame) -> list[str] | None:
+    """First and last day of the data, as ISO dates."""
+    if daily.empty:
+        return None
+    days = pd.to_datetime(daily["activity_date"])
+    return [days.min().date().isoformat(), days.max().date().isoformat()]
+
+
+def _headline(
+    totals: dict[str, Any],
+    daily: pd.DataFrame,
+    segments: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    files: pd.DataFrame,
+) -> dict[str, Any]:
+    """The figures the next run compares itself with (reports/changes.py)."""
+    ranked = campaigns.dropna(subset=["roi"]).sort_values("roi", ascending=False)
+    best = (
+        {
+            "campaign": str(ranked["campaign_name"].iloc[0] or ranked["campaign_id"].iloc[0]),
+            "roi": float(ranked["roi"].iloc[0]),
+        }
+        if len(ranked)
+        else None
+    )
+    return {
+        "written_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "period": _period(daily),
+        "persons": int(totals["persons"]),
+        "active_persons_7d": int(totals["active_persons_7d"]),
+        "events": int(daily["events"].sum()),
+        "orders": int(daily["orders"].sum()),
+        "revenue": round(float(daily["revenue"].sum()), 2),
+        "quarantined_lines": int(files["rejected_lines"].sum()),
+        "segments": {
+            figures.segment_label(int(row.segment_id), row.segment_name): int(row.persons)
+            for row in segments.itertuples()
+        },
+        "best_campaign": best,
+    }
+
+
+def _activity_sections(daily: pd.DataFrame) -> list[Section]:
+    """Activity by channel, then the all-channel series split into trend and weekly rhythm
+    (events; orders when the data has no events, as in a shop export)."""
+    sections = [
+        Section(
+            "activity",
+            "Activity by channel",
+            "Events per day and channel (bots excluded).",
+            daily,
+            figures.activity_trend(daily),
+        )
+    ]
+    measure = "events" if daily["events"].sum() > 0 else "orders"
+    per_day = daily.groupby("activity_date")[measure].sum()
+    days = pd.to_datetime(per_day.index)
+    if per_day.sum() == 0 or (days.max() - days.min()).days + 1 < MIN_DAYS:
+        return sections
+    decomposition = decompose_weekly(per_day)
+    pattern = weekly_pattern(decomposition)
+    day_names = dict(zip(DAYS_OF_WEEK, calendar.day_name, strict=True))
+    busiest = day_names[pattern.loc[pattern["seasonal"].idxmax(), "day_of_week"]]
+    quietest = day_names[pattern.loc[pattern["seasonal"].idxmin(), "day_of_week"]]
+    return [
+        *sections,
+        Section(
+            "activity_trend",
+            f"Activity trend ({measure}, all channels)",
+            f"Daily {measure} of every channel together (bots excluded; a day without any "
+            "counts as 0), with the trend: the centred 7-day moving average, which removes "
+            "the weekly rhythm (unknown for the first and last 3 days). The table also has the "
+            "weekly component and the residual (observed = trend + weekly + residual).",
+            decomposition,
+            figures.activity_decomposition(decomposition, measure),
+        ),
+        Section(
+            "weekly_pattern",
+            "Weekly seasonality",
+            f"How many {measure} a day each weekday has above or below the trend, on average "
+            f"(in % of the mean trend level): {busiest} is the busiest day, {quietest} the "
+            "quietest.",
+            pattern,
+            figures.weekly_seasonality(pattern, measure),
+        ),
+    ]
+
+
+def _with_data(
+    slug: str,
+    title: str,
+    text: str,
+    table: pd.DataFrame,
+    figure: Callable[[pd.DataFrame], p9.ggplot | Compose | None],
+) -> list[Section]:
+    """The section, or nothing when its table is empty (a dataset without campaigns, events
+    or A/B tests still gets a report)."""
+    if table.empty:
+        return []
+    return [Section(slug, title, text, table, figure(table))]
 
 
 @dg.asset(
@@ -23,15 +139,21 @@ FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
         RECOMMENDATIONS,
         AB_TEST_RESULTS,
         BUDGET_ALLOCATION,
-        dg.AssetKey(["marts", "daily_activity"]),
-        dg.AssetKey(["marts", "campaign_performance"]),
+        DAILY_ACTIVITY,
+        CHANNEL_FUNNEL,
+        CAMPAIGN_PERFORMANCE,
+        PERSON_PROFILES,
+        PERSON_INTERESTS,
         *[dg.AssetKey([RAW_DATASET, table]) for table in (*QUARANTINE_TABLES, *FILES_TABLES)],
     ],
     group_name="reports",
     kinds={"plotnine", "html"},
     description=(
-        "reports/output/index.html: activity, segments, campaigns, recommendation quality, A/B "
-        "tests, budget allocation and data quality, with the CSV behind every table."
+        "reports/output/index.html: what changed since the last run, activity with its trend "
+        "and weekly seasonality, channel funnel, campaign KPIs, RFM grid, segment map, sizes, "
+        "value and interest mix, recommendation quality, A/B tests, budget allocation and data "
+        "quality, with the CSV behind every figure and table. Keeps the headline figures in "
+        "headline.json beside it for the next run's comparison."
     ),
 )
 def marketing_report(
@@ -41,6 +163,11 @@ def marketing_report(
         daily = con.sql(
             "select activity_date, channel, events, active_persons, orders, revenue "
             "from marts.daily_activity order by activity_date, channel"
+        ).df()
+        funnel = con.sql(
+            "select channel, step_number, step, persons, step_persons, share_of_visitors,"
+            " conversion_from_previous_step from marts.channel_funnel"
+            " order by channel, step_number"
         ).df()
         segments = con.sql(
             "select segment_id, segment_name, persons, revenue_per_person, orders_per_person, "
@@ -53,6 +180,7 @@ def marketing_report(
                 campaign_id,
                 any_value(campaign_name) as campaign_name,
                 any_value(channel) as channel,
+                any_value(currency) as currency,
                 sum(impressions) as impressions,
                 sum(clicks) as clicks,
                 sum(cost) as cost,
@@ -60,10 +188,97 @@ def marketing_report(
                 sum(revenue) as revenue,
                 sum(clicks) / nullif(sum(impressions), 0) as ctr,
                 sum(cost) / nullif(sum(clicks), 0) as cpc,
+                1000 * sum(cost) / nullif(sum(impressions), 0) as cpm,
+                sum(conversions) / nullif(sum(clicks), 0) as conversion_rate,
                 (sum(revenue) - sum(cost)) / nullif(sum(cost), 0) as roi
             from marts.campaign_performance
             group by campaign_id
             order by campaign_id
+            """
+        ).df()
+        rfm = con.sql(
+            """
+            select
+                r_score,
+                f_score,
+                count(*) as persons,
+                avg(monetary) as mean_monetary,
+                sum(monetary) as monetary,
+                avg(recency_days) as mean_recency_days,
+                avg(frequency) as mean_frequency
+            from marts.person_profiles
+            where r_score is not null and f_score is not null
+            group by r_score, f_score
+            order by r_score desc, f_score desc
+            """
+        ).df()
+        totals = (
+            con.sql(
+                """
+                select
+                    count(*) as persons,
+                    count(*) filter (
+                        where cast(last_seen_at as date) > as_of_date - 7
+                    ) as active_persons_7d
+                from marts.person_profiles
+                """
+            )
+            .df()
+            .iloc[0]
+            .to_dict()
+        )
+        # Interest is the time-decayed score of person_interests (the one top_interest
+        # ranks). Beyond the top categories overall the rest is one "other" column, so a
+        # catalogue of thousands of categories (Taobao) still gives a readable grid.
+        interests = con.sql(
+            f"""
+            with
+
+            scored as (
+                select
+                    segments.segment_id,
+                    segments.segment_name,
+                    interests.person_id,
+                    interests.category,
+                    interests.interest_score
+                from marts.person_interests as interests
+                inner join ml.person_segments as segments
+                    on interests.person_id = segments.person_id
+            ),
+
+            category_ranks as (
+                select
+                    category,
+                    row_number() over (order by sum(interest_score) desc, category)
+                        as category_rank
+                from scored
+                group by category
+            ),
+
+            grouped as (
+                select
+                    scored.*,
+                    case
+                        when category_ranks.category_rank <= {INTEREST_MIX_CATEGORIES}
+                            then scored.category
+                        else 'other'
+                    end as category_group
+                from scored
+                inner join category_ranks
+                    on scored.category = category_ranks.category
+            )
+
+            select
+                segment_id,
+                any_value(segment_name) as segment_name,
+                category_group as category,
+                count(distinct person_id) as persons,
+                sum(interest_score) as interest_score,
+                sum(interest_score)
+                    / sum(sum(interest_score)) over (partition by segment_id) as interest_share
+            from grouped
+            group by segment_id, category_group
+            order by segment_id, category_group
             """
         ).df()
         problems = " union all ".join(
@@ -109,91 +324,138 @@ def marketing_report(
             )
             + " order by channel"
         ).df()
-    persons = int(segments["persons"].sum())
+    currencies = campaigns["currency"].dropna().unique()
+    currency = currencies[0] if len(currencies) == 1 else "currency units"
+    budget = budget.merge(segments[["segment_id", "segment_name"]], on="segment_id", how="left")
+    active_segments = segments[segments["persons"] > 0]
+    headline = _headline(totals, daily, segments, campaigns, files)
+    first_day, last_day = headline["period"] or ("-", "-")
     summary = (
-        f"{persons:,} persons in {len(segments)} segments; "
-        f"{int(daily['events'].sum()):,} events and {int(daily['orders'].sum()):,} orders "
-        f"from {daily['activity_date'].min()} to {daily['activity_date'].max()}; "
-        f"{int(files['rejected_lines'].sum()):,} input lines quarantined."
+        f"{headline['persons']:,} persons in {len(segments)} segments; "
+        f"{headline['events']:,} events and {headline['orders']:,} completed orders "
+        f"from {first_day} to {last_day}; "
+        f"{headline['quarantined_lines']:,} input lines quarantined."
     )
+    changes = describe_changes(headline, load_headline(warehouse.reports))
+    sections = [
+        *_activity_sections(daily),
+        *_with_data(
+            "funnel",
+            "Channel funnel",
+            "Persons on each channel with events who reached each step: visit (any event), "
+            "product view, add to cart, then a completed order placed on that channel; a step "
+            "counts the persons who also reached every earlier step there (step_persons: all "
+            "who did the step). Bots excluded, whole period.",
+            funnel,
+            figures.channel_funnel,
+        ),
+        *_with_data(
+            "campaigns",
+            "Campaign KPIs",
+            "Totals per campaign over the period: CTR = clicks / impressions, CPC = cost / "
+            "clicks, CPM = cost per 1,000 impressions (e-mails sent for e-mail campaigns), "
+            "conversion rate = conversions / clicks, ROI = (revenue - cost) / cost. "
+            "Conversions are completed orders credited to the campaign (its tag, else the last "
+            "touch within 7 days), so the conversion rate passes 100% when orders follow a "
+            "touch without a click (an e-mail sent, a display ad seen). E-mails cost next to "
+            "nothing, hence their very high ROI.",
+            campaigns,
+            lambda table: figures.campaign_kpis(table, currency),
+        ),
+        *_with_data(
+            "rfm",
+            "RFM grid",
+            "Persons per recency score (5 = bought or was active most recently) and frequency "
+            "score (completed orders; 1 = none or fewest), quintiles over all persons, with "
+            "their mean revenue (monetary). Top right: the best customers; bottom right: good "
+            "customers slipping away.",
+            rfm,
+            figures.rfm_grid,
+        ),
+        *_with_data(
+            "segment_map",
+            "Segment map",
+            "Each segment placed by sessions per person (engagement) and revenue per person "
+            "(value); bubble area = persons, number = segment. The same colour stands for the "
+            "same segment in every segment figure.",
+            active_segments,
+            figures.segment_map,
+        ),
+        *_with_data(
+            "segments",
+            "Customer segments: sizes and value",
+            "Persons, revenue and revenue per person of each segment, with orders and sessions "
+            "per person, app and discount shares and top categories in the table (a latent-class "
+            "model over each person's behaviour; segment 0 has no recorded activity).",
+            segments,
+            figures.segment_sizes,
+        ),
+        *_with_data(
+            "interest_mix",
+            "Interest mix by segment",
+            "Each segment's interest split over the categories: the share of the segment's "
+            "time-decayed interest score (product views, carts, purchases and social "
+            "engagements, recent ones weighing more) that falls in each category.",
+            interests,
+            figures.interest_mix,
+        ),
+        *_with_data(
+            "recommendations",
+            "Recommendation quality",
+            "Offline evaluation on the latest days held out: precision, recall, NDCG and "
+            "catalogue coverage of the top 10 for each model against the popularity baseline.",
+            recommendation_eval,
+            figures.recommendation_quality,
+        ),
+        *_with_data(
+            "ab_tests",
+            "A/B tests",
+            "Each e-mail variant against its campaign's control: conversion rate with its 95% "
+            "interval, lift and p-value.",
+            ab_tests,
+            figures.ab_results,
+        ),
+        *_with_data(
+            "budget",
+            "Budget allocation",
+            "Next week's budget split over segment x channel to maximise expected profit "
+            "(response curves from campaign history, solved to optimality).",
+            budget,
+            lambda table: figures.budget_allocation(table) if (table["spend"] > 0).any() else None,
+        ),
+        Section(
+            "landing_files",
+            "Landing files",
+            "Files read per channel: lines read, loaded, dropped as a repeat of a record "
+            "already read (re-sends), rejected to quarantine; unreadable files; columns the "
+            "channel schema does not declare (kept, not dropped).",
+            files,
+        ),
+        Section(
+            "data_quality",
+            "Quarantined input",
+            "Problems found at ingestion, by channel and kind: rejected records (malformed, "
+            "missing required fields, oversized, control characters) and loaded records "
+            "with a value that does not cast or is implausible.",
+            quarantine,
+        ),
+    ]
     index = write_report(
         warehouse.reports,
         title="DMP marketing report",
         summary=summary,
-        sections=[
-            Section(
-                "activity",
-                "Activity by channel",
-                "Events per day and channel (bots excluded).",
-                daily,
-                figures.activity_trend(daily),
-            ),
-            Section(
-                "segments",
-                "Customer segments",
-                "Segment sizes with revenue, orders and sessions per person, app and discount "
-                "shares and top categories (a latent-class model over each person's behaviour).",
-                segments,
-                figures.segment_sizes(segments),
-            ),
-            Section(
-                "campaigns",
-                "Campaign performance",
-                "Totals per campaign over the period; conversions are completed orders credited "
-                "to the campaign (its tag, else the last touch within 7 days).",
-                campaigns,
-            ),
-            *[
-                section
-                for section in (
-                    Section(
-                        "recommendations",
-                        "Recommendation quality",
-                        "Offline evaluation on the latest days held out: precision, recall, NDCG "
-                        "and catalogue coverage of the top 10 for each model against popularity.",
-                        recommendation_eval,
-                        figures.recommendation_quality(recommendation_eval)
-                        if len(recommendation_eval)
-                        else None,
-                    ),
-                    Section(
-                        "ab_tests",
-                        "A/B tests",
-                        "Each e-mail variant against its campaign's control: conversion rate with "
-                        "its 95% interval, lift and p-value.",
-                        ab_tests,
-                        figures.ab_results(ab_tests) if len(ab_tests) else None,
-                    ),
-                    Section(
-                        "budget",
-                        "Budget allocation",
-                        "Next week's budget split over segment x channel to maximise expected "
-                        "profit (response curves from campaign history, solved to optimality).",
-                        budget,
-                        figures.budget_allocation(budget) if (budget["spend"] > 0).any() else None,
-                    ),
-                )
-                if len(section.table)
-            ],
-            Section(
-                "landing_files",
-                "Landing files",
-                "Files read per channel: lines read, loaded, dropped as a repeat of a record "
-                "already read (re-sends), rejected to quarantine; unreadable files; columns the "
-                "channel schema does not declare (kept, not dropped).",
-                files,
-            ),
-            Section(
-                "data_quality",
-                "Quarantined input",
-                "Problems found at ingestion, by channel and kind: rejected records (malformed, "
-                "missing required fields, oversized, control characters) and loaded records "
-                "with a value that does not cast or is implausible.",
-                quarantine,
-            ),
-        ],
+        sections=sections,
+        changes=changes,
     )
+    # Only once the report is complete: a failed run leaves the last good baseline.
+    save_headline(warehouse.reports, headline)
     context.log.info(f"Report written to {index}")
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(index)), "summary": summary}
+        metadata={
+            "path": dg.MetadataValue.path(str(index)),
+            "summary": summary,
+            "changes": dg.MetadataValue.md("\n".join(f"- {line}" for line in changes)),
+            "figures": sum(section.figure is not None for section in sections),
+            "sections": len(sections),
+        }
     )

@@ -7,7 +7,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml
 DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: install manifest demo test ui clean
+.PHONY: install manifest chromium demo test ui clean
 
 install: $(VENV)/.installed
 
@@ -36,7 +36,17 @@ demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 demo: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dmp demo
 
-test: $(MANIFEST)
+# The browser tests open the report and the Dagster UI in headless Chromium: Debian's
+# package, installed once (as root on CI, else through sudo); a no-op when it is there.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make: the tests need Chromium (Debian's chromium package)"; exit 1; }; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "Installing Chromium (apt-get install chromium) for the browser tests"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(MANIFEST) chromium
 	$(BIN)/python -m pytest
 
 ui: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml

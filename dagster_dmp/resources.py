@@ -1,7 +1,11 @@
-"""Resources: configuration chosen by environment, never hard-coded in assets."""
+"""Resources: configuration chosen by environment, never hard-coded in assets; and the
+helpers that turn what the assets wrote into metadata for the UI."""
 
+import base64
+import html
+import io
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import duckdb
 import pandas as pd
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
+from PIL import Image
 from pydantic import Field
 
 from dagster_dmp import settings
@@ -52,6 +57,22 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.connect(read_only=True) as con:
             return con.execute(query).df()
 
+    def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
+        """Rows in each `schema.table` (0 for one not created yet), for `dagster/row_count`."""
+        with self.connect(read_only=True) as con:
+            existing = {
+                f"{schema}.{table}"
+                for schema, table in con.execute(
+                    "select schema_name, table_name from duckdb_tables()"
+                ).fetchall()
+            }
+            return {
+                table: con.execute(f"select count(*) from {table}").fetchone()[0]
+                if table in existing
+                else 0
+                for table in tables
+            }
+
     def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
         """Write each frame as `schema.table` in one transaction: readers see all or none."""
         with self.connect() as con:
@@ -63,6 +84,28 @@ class WarehouseResource(dg.ConfigurableResource):
                 con.execute(f"create or replace table {name} as select * from frame_to_write")
                 con.unregister("frame_to_write")
             con.execute("commit")
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """The first rows as a table on the asset's page: what the output looks like at a glance."""
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+def markdown_figures(figures: Iterable[tuple[str, Path]], width: int = 400) -> dg.MetadataValue:
+    """Each (title, PNG file) as a heading, its file and a thumbnail `width` px wide inlined as
+    a data URI (Dagster's UI renders them; 64 colours keep one at ~5-10 kB of event log)."""
+    parts = []
+    for title, path in figures:
+        with Image.open(path) as image:
+            image.thumbnail((width, width * 4))
+            thumbnail = io.BytesIO()
+            image.convert("RGB").quantize(colors=64).save(thumbnail, format="PNG", optimize=True)
+        data = base64.b64encode(thumbnail.getvalue()).decode("ascii")
+        parts += [
+            f"**{html.escape(title)}** (`{path}`)",
+            f"![{html.escape(title)}](data:image/png;base64,{data})",
+        ]
+    return dg.MetadataValue.md("\n\n".join(parts))
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

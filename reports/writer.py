@@ -11,7 +11,7 @@ from plotnine.composition import Compose
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
     "color:#222}img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;"
-    "font-size:0.9em}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
+    "font-size:0.9em}.table{overflow-x:auto}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
 )
 
 # Figure sizes are in inches (reports/figures.py): 9 x 4.5 in at 110 dpi is a 990 x 495 px
@@ -79,9 +79,12 @@ def write_report(
             section.figure.save(tmp_png, dpi=DPI, verbose=False)
             tmp_png.replace(out_dir / png_name)
             parts.append(f'<img src="{png_name}" alt="{html.escape(section.title)}">')
-        parts.append(
-            section.table.head(20).to_html(index=False, border=0, float_format="{:,.2f}".format)
-        )
+        # A wide table scrolls inside its box instead of widening the page.
+        parts += [
+            '<div class="table">',
+            section.table.head(20).to_html(index=False, border=0, float_format="{:,.2f}".format),
+            "</div>",
+        ]
         parts.append(f'<p><a href="{csv_name}">Download the full table (CSV)</a></p>')
     parts.append("</body></html>")
     index = out_dir / "index.html"

@@ -53,3 +53,24 @@ def test_assets_are_grouped_by_layer():
         if graph.get(key).is_materializable
     }
     assert groups == {"ingestion", "warehouse", "ml", "reports"}
+
+
+# What each layer is built with, as the UI's kind tags show it (one asset may name more).
+LAYER_KINDS = {
+    "ingestion": {"dlt", "duckdb"},
+    "warehouse": {"dbt", "duckdb"},
+    "ml": {"duckdb"},
+    "reports": {"plotnine", "html"},
+}
+
+
+def test_every_asset_has_a_description_a_layer_and_kinds():
+    specs = _definitions().resolve_all_asset_specs()
+    assert len(specs) > 60
+    for spec in specs:
+        name = spec.key.to_user_string()
+        assert spec.description and spec.description.strip(), f"{name} has no description"
+        assert spec.group_name in LAYER_KINDS, f"{name} is in group {spec.group_name!r}"
+        assert LAYER_KINDS[spec.group_name] <= spec.kinds, f"{name} has kinds {spec.kinds}"
+        if spec.group_name == "ml":
+            assert len(spec.kinds) >= 2, f"{name} does not say which library models it"

@@ -1,4 +1,7 @@
-"""`dagster dev` serves the whole graph, and a materialisation launched through it succeeds."""
+"""`dagster dev` as an operator meets it, in headless Chromium: the whole lineage in its four
+groups, dbt tests and our own rules as asset checks, the jobs, the sensor and the schedule;
+a materialisation launched by clicking in the UI and one launched over GraphQL both succeed.
+Screenshots of every page land in pytest's temporary folder (see tests/browser.py)."""
 
 import json
 import os
@@ -12,8 +15,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import Page, chromium, screenshots_dir
 
 from dagster_dmp.settings import REPO_ROOT
+
+LAYERS = ["ingestion", "warehouse", "ml", "reports"]
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
@@ -25,6 +32,15 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
+ASSET_CHECKS = """
+{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } }
+"""
+REPOSITORY = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+    ... on RepositoryLocation { repositories {
+        name jobs { name } sensors { name } schedules { name } } } } } } } }
+"""
+RUN_IDS = "{ runsOrError { ... on Runs { results { runId } } } }"
 
 
 def _free_port() -> int:
@@ -45,10 +61,24 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-@pytest.fixture
-def dagster_ui(pipeline_run, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+def _wait_for_run(port: int, run_id: str, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = _graphql(
+            port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}'
+        )["runOrError"]["status"]
+        if status in FINISHED:
+            break
+        time.sleep(2)
+    return status
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(pipeline_run, tmp_path_factory):
+    """`dagster dev` (webserver + daemon) on the session's warehouse, with the project's
+    dagster.yaml in a fresh DAGSTER_HOME, as `make ui` runs it."""
+    home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {
@@ -83,8 +113,39 @@ def dagster_ui(pipeline_run, tmp_path):
         process.wait()
 
 
-def test_ui_shows_graph_and_materialises(dagster_ui):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Page:
+    with chromium(tmp_path_factory.mktemp("chromium"), width=1600, height=1000) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = screenshots_dir(tmp_path_factory)
+    print(f"Dagster UI screenshots: {folder}/ui_*.png")
+    return folder
+
+
+def test_ui_shows_the_lineage_in_its_groups(dagster_ui, browser, screenshots):
     port = dagster_ui
+    browser.goto(f"http://127.0.0.1:{port}/asset-groups")
+    browser.wait_for_text(*LAYERS, "Materialize all")
+    # One box per group with its number of assets, once their statuses are in.
+    browser.wait_for(
+        "!document.body.innerText.includes('fetching statuses')", what="the groups' statuses"
+    )
+    browser.settle()
+    browser.screenshot(screenshots / "ui_lineage.png", full_page=False)
+    browser.goto(f"http://127.0.0.1:{port}/assets")
+    # The catalog renders only the rows in view (alphabetical: intermediate models first).
+    browser.wait_for(
+        "(document.body.innerText.match(/(intermediate|marts|ml|raw|staging) \\/ /g) || [])"
+        ".length >= 10",
+        what="the asset catalog's rows",
+    )
+    browser.settle()
+    browser.screenshot(screenshots / "ui_catalog.png", full_page=False)
+
     nodes = _graphql(port, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
     assert {
@@ -93,8 +154,93 @@ def test_ui_shows_graph_and_materialises(dagster_ui):
         "ml/person_segments",
         "reports/marketing_report",
     } <= keys
-    assert {node["groupName"] for node in nodes} >= {"ingestion", "warehouse", "ml", "reports"}
+    assert {node["groupName"] for node in nodes} == set(LAYERS)
 
+
+def test_ui_shows_dbt_tests_and_our_rules_as_asset_checks(dagster_ui, browser, screenshots):
+    from dagster_dmp.definitions import all_asset_checks, defs
+
+    port = dagster_ui
+    shown = {
+        ("/".join(node["assetKey"]["path"]), check["name"])
+        for node in _graphql(port, ASSET_CHECKS)["assetNodes"]
+        for check in node["assetChecksOrError"].get("checks", [])
+    }
+    defined = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in defs.resolve_asset_graph().asset_check_keys
+    }
+    ours = {
+        (key.asset_key.to_user_string(), key.name)
+        for check in all_asset_checks
+        for key in check.check_keys
+    }
+    assert shown == defined
+    assert len(ours) >= 13 and ours <= shown
+    dbt_tests = shown - ours
+    assert len(dbt_tests) > 100
+    assert ("marts/person_profiles", "unique_person_profiles_person_id") in dbt_tests
+
+    browser.goto(f"http://127.0.0.1:{port}/assets/marts/person_profiles?view=checks")
+    browser.wait_for_text("unique_person_profiles_person_id", "not_null_person_profiles_person_id")
+    browser.settle()
+    browser.screenshot(screenshots / "ui_checks_dbt.png", full_page=False)
+    browser.goto(f"http://127.0.0.1:{port}/assets/ml/propensity_scores?view=checks")
+    browser.wait_for_text("best_auc_above_floor")
+    browser.settle()
+    browser.screenshot(screenshots / "ui_checks_ml.png", full_page=False)
+
+
+def test_ui_lists_the_jobs_sensor_and_schedule(dagster_ui, browser, screenshots):
+    port = dagster_ui
+    location = _graphql(port, REPOSITORY)["workspaceOrError"]["locationEntries"][0]
+    (repository,) = location["locationOrLoadError"]["repositories"]
+    assert {"refresh_everything", "full_refresh_everything"} <= {
+        job["name"] for job in repository["jobs"]
+    }
+    assert "new_landing_files" in {sensor["name"] for sensor in repository["sensors"]}
+    assert "nightly_full_refresh" in {schedule["name"] for schedule in repository["schedules"]}
+
+    browser.goto(f"http://127.0.0.1:{port}/automation")
+    browser.wait_for_text("new_landing_files", "nightly_full_refresh", "Standard sensor", "03:00")
+    browser.settle()
+    browser.screenshot(screenshots / "ui_automation.png", full_page=False)
+    browser.goto(f"http://127.0.0.1:{port}/jobs")
+    browser.wait_for_text("refresh_everything", "full_refresh_everything")
+    browser.settle()
+    browser.screenshot(screenshots / "ui_jobs.png", full_page=False)
+
+
+def test_a_materialisation_launched_from_the_ui_succeeds(dagster_ui, browser, screenshots):
+    """Click "Materialize" on the report's page, as an operator would, and watch the run."""
+    port = dagster_ui
+    before = {run["runId"] for run in _graphql(port, RUN_IDS)["runsOrError"]["results"]}
+    browser.goto(f"http://127.0.0.1:{port}/assets/reports/marketing_report")
+    browser.wait_for_text("Materialize")
+    browser.click("button", text="Materialize")
+    # A fresh instance has no record of the upstream assets (the session built them
+    # in-process), so the UI asks for confirmation first.
+    answer = browser.wait_for(
+        "document.body.innerText.includes('Launched run') ? 'launched'"
+        " : [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Confirm')"
+        " ? 'confirm' : null",
+        what="the run to launch or a confirmation",
+    )
+    if answer == "confirm":
+        browser.click("button", text="Confirm")
+    browser.wait_for_text("Launched run")
+    browser.screenshot(screenshots / "ui_launched.png", full_page=False)
+
+    (run_id,) = {run["runId"] for run in _graphql(port, RUN_IDS)["runsOrError"]["results"]} - before
+    assert _wait_for_run(port, run_id) == "SUCCESS"
+    browser.goto(f"http://127.0.0.1:{port}/runs/{run_id}")
+    browser.wait_for_text("Success", "reports__marketing_report", "RUN_SUCCESS")
+    browser.settle()
+    browser.screenshot(screenshots / "ui_run.png", full_page=False)
+
+
+def test_a_materialisation_launched_over_graphql_succeeds(dagster_ui):
+    port = dagster_ui
     locations = _graphql(
         port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
     )
@@ -114,15 +260,4 @@ def test_ui_shows_graph_and_materialises(dagster_ui):
     }
     launched = _graphql(port, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-
-    deadline = time.monotonic() + 240
-    status = None
-    while time.monotonic() < deadline:
-        status = _graphql(
-            port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}'
-        )["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(2)
-    assert status == "SUCCESS"
+    assert _wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"

@@ -55,17 +55,29 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, dlt: DagsterDltResource, warehouse: WarehouseResource
     ):
         # A fresh source and pipeline per run: dlt objects cannot be reused across runs.
-        yield from dlt.run(
-            context=context,
-            dlt_source=channel_source(
-                channel,
-                warehouse.landing,
-                api_url=warehouse.api_urls.get(channel.folder),
-                api_lookback=timedelta(hours=warehouse.api_lookback_hours),
-            ),
-            dlt_pipeline=channel_pipeline(channel, warehouse.database),
-            dagster_dlt_translator=RawTableTranslator(),
+        # dlt reports its events once the whole load is done; add each table's row count.
+        loaded = list(
+            dlt.run(
+                context=context,
+                dlt_source=channel_source(
+                    channel,
+                    warehouse.landing,
+                    api_url=warehouse.api_urls.get(channel.folder),
+                    api_lookback=timedelta(hours=warehouse.api_lookback_hours),
+                ),
+                dlt_pipeline=channel_pipeline(channel, warehouse.database),
+                dagster_dlt_translator=RawTableTranslator(),
+            )
         )
+        counts = warehouse.row_counts(".".join(event.asset_key.path) for event in loaded)
+        for event in loaded:
+            yield dg.MaterializeResult(
+                asset_key=event.asset_key,
+                metadata={
+                    **event.metadata,
+                    "dagster/row_count": counts[".".join(event.asset_key.path)],
+                },
+            )
 
     return ingest
 

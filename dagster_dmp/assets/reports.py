@@ -14,7 +14,7 @@ from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
 from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
 from dagster_dmp.assets.ml.optimise import BUDGET_ALLOCATION
 from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_figures
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
 from reports import figures
@@ -456,6 +456,11 @@ def marketing_report(
             "summary": summary,
             "changes": dg.MetadataValue.md("\n".join(f"- {line}" for line in changes)),
             "figures": sum(section.figure is not None for section in sections),
+            "figure_previews": markdown_figures(
+                (section.title, warehouse.reports / f"{section.slug}.png")
+                for section in sections
+                if section.figure is not None
+            ),
             "sections": len(sections),
         }
     )

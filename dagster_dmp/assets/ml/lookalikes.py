@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_dmp.assets.ml.inputs import PERSON_BEHAVIOUR, PERSON_INTERESTS, PERSON_PROFILES
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.lookalike import find_lookalikes
 
 LOOKALIKES = dg.AssetKey(["ml", "lookalikes"])
@@ -89,6 +89,7 @@ def lookalikes(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(ranking),
+            "preview": markdown_preview(ranking.sort_values("rank")),
             "seed_size": result.seed_size,
             "seed_auc": dg.MetadataValue.float(result.seed_auc),
             "what_makes_a_lookalike": dg.MetadataValue.md(

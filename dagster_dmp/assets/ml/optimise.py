@@ -11,7 +11,7 @@ from dagster_dmp.assets.ml.inputs import (
     PERSON_SEGMENTS,
     SEGMENT_CHANNEL_HISTORY_SQL,
 )
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.optimise import ALLOCATION_COLUMNS, BudgetRules, fit_response_curves, optimise_budget
 
 BUDGET_ALLOCATION = dg.AssetKey(["ml", "budget_allocation"])
@@ -93,6 +93,7 @@ def budget_allocation(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(allocation),
+            "preview": markdown_preview(allocation.nlargest(10, "spend")),
             "budget": dg.MetadataValue.float(budget),
             "status": result.status,
             "proven_optimal": result.proven_optimal,

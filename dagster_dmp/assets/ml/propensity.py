@@ -17,7 +17,7 @@ from dagster_dmp.assets.ml.quality import (
     metric_floor_check,
     too_little_data,
 )
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.propensity import build_features, fit_propensity
 
 PROPENSITY_SCORES = dg.AssetKey(["ml", "propensity_scores"])
@@ -93,6 +93,7 @@ def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(scores),
+            "preview": markdown_preview(scores.nlargest(10, "probability")),
             "best_model": model.best_model,
             "training_cutoff": str(training_cutoff),
             "horizon_days": horizon_days,

@@ -17,7 +17,7 @@ from dagster_dmp.assets.ml.inputs import (
     PRODUCTS_SQL,
 )
 from dagster_dmp.assets.ml.quality import Floor, metric_floor_check
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.recommend import RecommenderConfig, evaluate, recommend, temporal_split
 
 RECOMMENDATIONS = dg.AssetKey(["ml", "recommendations"])
@@ -84,6 +84,7 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(lists),
+            "preview": markdown_preview(lists.sort_values(["person_id", "rank"])),
             "persons": int(lists["person_id"].nunique()),
             "holdout_days": holdout_days,
             "test_pairs": test_pairs,

@@ -8,7 +8,7 @@ from dagster_dmp.assets.ml.inputs import (
     PERSON_INTERESTS,
     PERSON_SEGMENTS,
 )
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.segmentation import BEHAVIOUR_COLUMNS, segment_persons
 
 
@@ -42,6 +42,7 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.assignments),
+            "preview": markdown_preview(result.assignments),
             "k": result.k,
             "segments": dg.MetadataValue.md(
                 result.summary[["segment_id", "segment_name", "persons", "revenue_per_person"]]

@@ -11,7 +11,7 @@ from dagster_dmp.assets.ml.quality import (
     metric_floor_check,
     too_little_data,
 )
-from dagster_dmp.resources import WarehouseResource
+from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.value import (
     ModelFitError,
     expected_purchases,
@@ -124,6 +124,12 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(value),
+            "preview": markdown_preview(
+                value.nlargest(10, "predicted_spend_90d")[
+                    ["person_id", "probability_alive", "expected_purchases_90d"]
+                    + ["predicted_spend_90d"]
+                ]
+            ),
             "best_spend_model": spend_model.best_model,
             "evaluation_days": evaluation_days,
             "bgnbd": dg.MetadataValue.json(

@@ -102,10 +102,10 @@ def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunReque
 
 @dg.sensor(
     job=refresh_warehouse,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=3,
     default_status=SENSOR_STATUS,
     description=(
-        "Every 5 s: when landing files changed (the collector or an export added one) and no "
+        "Every 3 s: when landing files changed (the collector or an export added one) and no "
         "micro-batch is queued or running, launch refresh_warehouse for the channels whose "
         "files changed. Files that land during a run wait for the next one, so runs never pile "
         "up; the cursor holds each channel's file fingerprint, so a change is acted on once."

@@ -42,6 +42,7 @@ class SpendModel:
     feature_names: list[str]
     metrics: pd.DataFrame  # model, metric, value: holdout mae, rmse, r2, total_ratio, ...
     best_model: str  # lowest holdout RMSE; the one `predict` uses
+    left_out: dict[str, str]  # contender -> why it could not be fitted or scored
 
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """Expected spend per row over the horizon the model was trained on, never negative."""
@@ -109,7 +110,14 @@ def expected_purchases(
         r + x, b + x, a + b + x - 1.0, z
     )
     numerator = (a + b + x - 1.0) / (a - 1.0) * still_buying
-    return numerator / (1.0 + _dropped_out_odds(params, x, t_x, big_t))
+    expected = numerator / (1.0 + _dropped_out_odds(params, x, t_x, big_t))
+    broken = ~np.isfinite(expected)
+    if broken.any():
+        raise ModelFitError(
+            f"BG/NBD parameters {params} give no finite expected purchases for "
+            f"{int(broken.sum())} customer(s)"
+        )
+    return expected
 
 
 def probability_alive(
@@ -245,10 +253,16 @@ def fit_spend_model(
     }
     if horizon_periods is not None and all(column in matrix for column in BTYD_COLUMNS):
         models["bgnbd_x_value"] = _BgNbdSpend(horizon_periods)
-    metric_rows = []
+    metric_rows, left_out = [], {}
     for name, model in models.items():
-        model.fit(x_train, y_train)
-        predicted = np.clip(model.predict(x_test), 0.0, None)
+        # BG/NBD on a short history may not converge, or converge to parameters whose
+        # closed form overflows: that contender drops out, the baselines still compete.
+        try:
+            model.fit(x_train, y_train)
+            predicted = np.clip(model.predict(x_test), 0.0, None)
+        except ModelFitError as error:
+            left_out[name] = str(error)
+            continue
         for metric, value in _regression_metrics(y_test, predicted).items():
             metric_rows.append({"model": name, "metric": metric, "value": value})
     metrics = pd.DataFrame(metric_rows)
@@ -258,6 +272,7 @@ def fit_spend_model(
         feature_names=list(matrix.columns),
         metrics=metrics,
         best_model=str(rmse.idxmin()),
+        left_out=left_out,
     )
 
 

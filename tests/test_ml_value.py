@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.value import (
     BgNbdParams,
+    ModelFitError,
     expected_purchases,
     fit_bgnbd,
     fit_spend_model,
@@ -198,3 +199,31 @@ def test_spend_model_without_btyd_columns_and_bad_inputs():
         fit_bgnbd([1, 0, 2, 1], [5.0, 0.0, 3.0, 9.0], [8.0, 8.0, 8.0, 8.0])
     with pytest.raises(ValueError, match="ordered_at"):
         rfm_from_orders(pd.DataFrame({"person_id": [1], "revenue": [1.0]}), "2026-01-01")
+
+
+def test_a_bgnbd_contender_that_cannot_fit_or_score_drops_out_and_the_baselines_compete():
+    """Very short histories: BG/NBD may not converge, or converge to parameters whose closed
+    form overflows. The spend model still fits, and says which contender left and why."""
+    n = 200
+    spend = np.random.default_rng(0).exponential(10, n)
+    reasons = []
+    for observed, repeat_cycle in ((0.1, 5), (0.05, 3)):
+        features = pd.DataFrame(
+            {
+                "frequency": (np.arange(n) % repeat_cycle).astype(float),
+                "recency": np.full(n, observed),
+                "T": np.full(n, observed),
+                "monetary_value": np.full(n, 10.0),
+            }
+        )
+        model = fit_spend_model(features, spend, horizon_periods=4.0)
+        reasons.append(model.left_out["bgnbd_x_value"])
+        assert set(model.metrics["model"]) == {"linear_regression", "gradient_boosting"}
+        assert model.best_model in {"linear_regression", "gradient_boosting"}
+    assert all("did not converge" in r or "no finite expected" in r for r in reasons), reasons
+
+
+def test_expected_purchases_refuses_parameters_without_a_finite_answer():
+    degenerate = BgNbdParams(r=1.0, alpha=1.0, a=1.0, b=1.0, log_likelihood=0.0, customers=1)
+    with pytest.raises(ModelFitError, match="no finite expected purchases for 1 customer"):
+        expected_purchases(degenerate, 4.0, [1.0], [1.0], [2.0])

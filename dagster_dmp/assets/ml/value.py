@@ -131,6 +131,7 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
                 ]
             ),
             "best_spend_model": spend_model.best_model,
+            "spend_models_left_out": dg.MetadataValue.json(spend_model.left_out),
             "evaluation_days": evaluation_days,
             "bgnbd": dg.MetadataValue.json(
                 {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}

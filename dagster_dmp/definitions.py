@@ -1,7 +1,8 @@
-"""The one Definitions object: dlt ingestion -> dbt warehouse -> ML -> report."""
+"""The one Definitions object: dlt ingestion -> dbt warehouse -> ML -> audiences -> report."""
 
 import dagster as dg
 
+from dagster_dmp.assets.audiences import audience_assets, audience_checks
 from dagster_dmp.assets.ingestion import ingestion_assets, ingestion_checks
 from dagster_dmp.assets.ml import ml_assets, ml_checks
 from dagster_dmp.assets.reports import marketing_report
@@ -9,8 +10,14 @@ from dagster_dmp.assets.warehouse import warehouse_models
 from dagster_dmp.automation import jobs, schedules, sensors
 from dagster_dmp.resources import build_resources
 
-all_assets = [*ingestion_assets, warehouse_models, *ml_assets, marketing_report]
-all_asset_checks = [*ingestion_checks, *ml_checks]
+all_assets = [
+    *ingestion_assets,
+    warehouse_models,
+    *ml_assets,
+    *audience_assets,
+    marketing_report,
+]
+all_asset_checks = [*ingestion_checks, *ml_checks, *audience_checks]
 
 defs = dg.Definitions(
     assets=all_assets,

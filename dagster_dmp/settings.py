@@ -19,6 +19,11 @@ def reports_dir() -> Path:
     return Path(os.environ.get("DMP_REPORTS_DIR", REPO_ROOT / "reports" / "output")).resolve()
 
 
+def audiences_dir() -> Path:
+    """The audience definitions (audiences/*.yml)."""
+    return Path(os.environ.get("DMP_AUDIENCES_DIR", REPO_ROOT / "audiences")).resolve()
+
+
 def export_duckdb_path() -> None:
     """dbt reads the warehouse path from the environment: pin it to the same file."""
     os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())

@@ -478,3 +478,46 @@ def budget_allocation(allocation: pd.DataFrame) -> p9.ggplot:
         )
         + _theme()
     )
+
+
+def audience_overlap(overlap: pd.DataFrame, reach: pd.DataFrame) -> p9.ggplot:
+    """Share of each audience (rows, with its size) found in each other audience and segment
+    (columns): who a campaign to one audience also reaches."""
+    sizes = dict(zip(reach["audience"], reach["members"]))
+    rows = [f"{name} ({sizes[name]:,})" for name in reach["audience"]]
+    data = overlap.assign(
+        audience=[f"{name} ({sizes[name]:,})" for name in overlap["audience"]],
+        other=[
+            f"{'segment' if kind == 'segment' else 'audience'}: {other}"
+            for kind, other in zip(overlap["other_kind"], overlap["other"])
+        ],
+        label=[f"{share:.0%}" for share in overlap["share_of_audience"]],
+    )
+    columns = [
+        *sorted({c for c in data["other"] if c.startswith("audience: ")}),
+        *sorted({c for c in data["other"] if c.startswith("segment: ")}),
+    ]
+    cells = pd.MultiIndex.from_product([rows, columns], names=["audience", "other"])
+    data = (
+        data.set_index(["audience", "other"])[["share_of_audience", "label"]]
+        .reindex(cells)
+        .reset_index()
+        .fillna({"share_of_audience": 0.0, "label": "0%"})
+    )
+    data["audience"] = pd.Categorical(data["audience"], categories=rows[::-1])
+    data["other"] = pd.Categorical(data["other"], categories=columns)
+    data["ink"] = (data["share_of_audience"] > 0.55).map({True: "white", False: "#222222"})
+    return (
+        p9.ggplot(data, p9.aes("other", "audience", fill="share_of_audience"))
+        + p9.geom_tile(colour="white", size=1)
+        + p9.geom_text(p9.aes(label="label", colour="ink"), size=9)
+        + p9.scale_colour_identity()
+        + p9.scale_fill_gradient(low="#f3f3fb", high="#3f007d", limits=(0, 1), guide=None)
+        + p9.labs(
+            title="Audience overlap: share of each audience (members) also in ...",
+            x="",
+            y="Audience (members)",
+        )
+        + _theme(11, 1.6 + 0.7 * len(rows))
+        + p9.theme(axis_text_x=p9.element_text(rotation=30, ha="right"))
+    )

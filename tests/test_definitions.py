@@ -52,7 +52,7 @@ def test_assets_are_grouped_by_layer():
         for key in graph.get_all_asset_keys()
         if graph.get(key).is_materializable
     }
-    assert groups == {"ingestion", "warehouse", "ml", "reports"}
+    assert groups == {"ingestion", "warehouse", "ml", "activation", "reports"}
 
 
 # What each layer is built with, as the UI's kind tags show it (one asset may name more).
@@ -60,6 +60,7 @@ LAYER_KINDS = {
     "ingestion": {"dlt", "duckdb"},
     "warehouse": {"dbt", "duckdb"},
     "ml": {"duckdb"},
+    "activation": {"duckdb", "sql"},
     "reports": {"plotnine", "html"},
 }
 

@@ -19,7 +19,7 @@ from browser import Page, chromium, screenshots_dir
 
 from dagster_dmp.settings import REPO_ROOT
 
-LAYERS = ["ingestion", "warehouse", "ml", "reports"]
+LAYERS = ["ingestion", "warehouse", "ml", "activation", "reports"]
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LAUNCH = """

@@ -364,7 +364,9 @@ def test_exposures_name_the_marts_their_dagster_assets_read(dbt_docs):
     graph = defs.resolve_asset_graph()
     translator = WarehouseTranslator()
     exposures = manifest["exposures"].values()
-    consumers = {key for key in graph.get_all_asset_keys() if key.path[0] in ("ml", "reports")}
+    consumers = {
+        key for key in graph.get_all_asset_keys() if key.path[0] in ("ml", "audiences", "reports")
+    }
     assert {dg.AssetKey(exposure["meta"]["dagster_asset_key"]) for exposure in exposures} == (
         consumers
     )

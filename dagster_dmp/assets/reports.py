@@ -10,6 +10,7 @@ import pandas as pd
 import plotnine as p9
 from plotnine.composition import Compose
 
+from dagster_dmp.assets.audiences import AUDIENCE_MEMBERS, OVERLAP_TABLE, REACH_TABLE
 from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
 from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
 from dagster_dmp.assets.ml.optimise import BUDGET_ALLOCATION
@@ -144,6 +145,7 @@ def _with_data(
         CAMPAIGN_PERFORMANCE,
         PERSON_PROFILES,
         PERSON_INTERESTS,
+        AUDIENCE_MEMBERS,
         *[dg.AssetKey([RAW_DATASET, table]) for table in (*QUARANTINE_TABLES, *FILES_TABLES)],
     ],
     group_name="reports",
@@ -312,6 +314,14 @@ def marketing_report(
             "select segment_id, channel, spend, expected_conversions, expected_revenue"
             " from ml.budget_allocation order by segment_id, channel"
         ).df()
+        reach = con.sql(
+            f"select audience, as_of_date, members, persons from {REACH_TABLE}"
+            f" where as_of_date = (select max(as_of_date) from {REACH_TABLE}) order by audience"
+        ).df()
+        overlap = con.sql(
+            f"select audience, other_kind, other, both_members, share_of_audience"
+            f" from {OVERLAP_TABLE} order by audience, other_kind, other"
+        ).df()
         files = con.sql(
             " union all ".join(
                 f"select channel, count(*) as files, "
@@ -398,6 +408,15 @@ def marketing_report(
             "engagements, recent ones weighing more) that falls in each category.",
             interests,
             figures.interest_mix,
+        ),
+        *_with_data(
+            "audiences",
+            "Audiences: reach and overlap",
+            "Members of each audience defined in audiences/*.yml on the latest data day, and "
+            "the share of each audience that is also in every other audience and segment "
+            "(the table lists the pairs with members in common).",
+            overlap,
+            lambda table: figures.audience_overlap(table, reach),
         ),
         *_with_data(
             "recommendations",

@@ -373,13 +373,7 @@ def main() -> int:
         processes.append(
             _start([BIN / "dmp", "collect", "--port", str(port)], env, work / "collector.log")
         )
-        processes.append(
-            _start(
-                [BIN / "dagster-daemon", "run", "-m", "dagster_dmp.definitions"],
-                env,
-                work / "daemon.log",
-            )
-        )
+        # The sensor is switched on before the daemon starts (one writer creating state).
         subprocess.run(
             [
                 BIN / "dagster",
@@ -393,6 +387,13 @@ def main() -> int:
             cwd=REPO,
             check=True,
             capture_output=True,
+        )
+        processes.append(
+            _start(
+                [BIN / "dagster-daemon", "run", "-m", "dagster_dmp.definitions"],
+                env,
+                work / "daemon.log",
+            )
         )
         _wait_for_collector(port, time.monotonic() + 60)
         print(f"[freshness] posting {args.rate:,.0f} events/s for {args.seconds:.0f} s", flush=True)

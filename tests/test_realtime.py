@@ -74,6 +74,18 @@ def live_stack(small_landing, tmp_path, monkeypatch):
         "DMP_WRITE_KEYS": f"web:{WRITE_KEY}",
         "DMP_AUTOMATION": "off",
     }
+    # The sensor is switched on before the daemon starts: two processes creating the
+    # instance's SQLite storage at once can collide.
+    started = subprocess.run(
+        [BIN / "dagster", "sensor", "start", "new_landing_files"]
+        + ["-m", "dagster_dmp.definitions"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
     port = free_port()
     processes = [
         subprocess.Popen(
@@ -90,14 +102,6 @@ def live_stack(small_landing, tmp_path, monkeypatch):
         )
     ]
     try:
-        subprocess.run(
-            [BIN / "dagster", "sensor", "start", "new_landing_files"]
-            + ["-m", "dagster_dmp.definitions"],
-            env=env,
-            cwd=REPO_ROOT,
-            check=True,
-            capture_output=True,
-        )
         yield port, home, tmp_path / "dmp.duckdb"
     finally:
         for process in processes:

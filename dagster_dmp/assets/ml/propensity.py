@@ -64,9 +64,20 @@ def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
         return too_little_data(
             warehouse,
             {
-                "ml.propensity_scores": ["person_id", "probability", "model", "horizon_days"],
+                "ml.propensity_scores": {
+                    "person_id": "string",
+                    "probability": "float64",
+                    "model": "string",
+                    "horizon_days": "int64",
+                },
                 "ml.propensity_eval": EVAL_COLUMNS,
-                "ml.propensity_calibration": ["model", "bin", "persons"],
+                "ml.propensity_calibration": {
+                    "model": "string",
+                    "bin": "int64",
+                    "persons": "int64",
+                    "mean_predicted": "float64",
+                    "observed_rate": "float64",
+                },
             },
             f"{buyers} of {len(training.labels)} persons bought in the {horizon_days} days "
             f"after {training_cutoff:%Y-%m-%d}: too few of one class to train on",

@@ -63,18 +63,19 @@ def metric_floor_check(asset_key: dg.AssetKey, floor: Floor) -> dg.AssetChecksDe
 
 
 def too_little_data(
-    warehouse: WarehouseResource, columns: dict[str, list[str]], reason: str
+    warehouse: WarehouseResource, columns: dict[str, dict[str, str]], reason: str
 ) -> dg.MaterializeResult:
-    """Write each table empty (with its columns) and say why: a dataset without what a model
+    """Write each table empty (with its columns and their pandas dtypes, so readers such as
+    the audience rules still see typed columns) and say why: a dataset without what a model
     needs (no campaigns, no repeat buyers) gets an honest empty output, not a failed run. The
     metric checks then abstain for lack of evidence."""
     warehouse.replace_tables(
         {
-            table: pd.DataFrame({column: pd.Series(dtype="object") for column in names})
-            for table, names in columns.items()
+            table: pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in types.items()})
+            for table, types in columns.items()
         }
     )
     return dg.MaterializeResult(metadata={"dagster/row_count": 0, "note": reason})
 
 
-EVAL_COLUMNS = ["model", "metric", "value"]
+EVAL_COLUMNS = {"model": "string", "metric": "string", "value": "float64"}

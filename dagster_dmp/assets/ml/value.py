@@ -1,6 +1,7 @@
 """Customer value: BG/NBD repeat purchases and predicted spend over the next 90 days."""
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -49,7 +50,8 @@ R2_FLOOR = Floor(
         f"purchases in the next {VALUE_HORIZON_DAYS} days, and predicted spend over them. The "
         "spend models (linear regression baseline, gradient boosting, BG/NBD x average value) "
         "are compared on a temporal holdout: features before as-of minus the evaluation "
-        "horizon, spend during it; the best predicts from today's features. Writes "
+        "horizon, spend during it; the best predicts from today's features. A history too "
+        "short to identify BG/NBD leaves its two columns empty (the metadata says why). Writes "
         "`ml.customer_value` and `ml.customer_value_eval`."
     ),
 )
@@ -60,7 +62,12 @@ def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
         return too_little_data(
             warehouse,
             {
-                "ml.customer_value": ["person_id", "probability_alive", "predicted_spend_90d"],
+                "ml.customer_value": {
+                    "person_id": "string",
+                    "probability_alive": "float64",
+                    "expected_purchases_90d": "float64",
+                    "predicted_spend_90d": "float64",
+                },
                 "ml.customer_value_eval": EVAL_COLUMNS,
             },
             f"the order history does not support a value model: {error}",
@@ -87,17 +94,27 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
     current = rfm_from_orders(orders, today, PERIOD_DAYS).set_index("person_id")
     fitted = current[current["T"] > 0]
-    params = fit_bgnbd(fitted["frequency"], fitted["recency"], fitted["T"])
     # Score first-day buyers as observed for one day.
     current["T"] = current["T"].clip(lower=1 / PERIOD_DAYS)
-    horizon = VALUE_HORIZON_DAYS / PERIOD_DAYS
-    expected = expected_purchases(
-        params, horizon, current["frequency"], current["recency"], current["T"]
-    )
+    try:
+        params = fit_bgnbd(fitted["frequency"], fitted["recency"], fitted["T"])
+        history = current["frequency"], current["recency"], current["T"]
+        expected = expected_purchases(params, VALUE_HORIZON_DAYS / PERIOD_DAYS, *history)
+        alive = probability_alive(params, *history)
+        bgnbd = {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
+        bgnbd_rows = pd.DataFrame(
+            {
+                "model": "bgnbd",
+                "metric": ["r", "alpha", "a", "b", "log_likelihood"],
+                "value": [params.r, params.alpha, params.a, params.b, params.log_likelihood],
+            }
+        )
+    except ModelFitError as error:
+        # A history too short to identify BG/NBD: the spend model stands on its own, the
+        # purchase-count columns stay empty and the metadata says why.
+        expected, alive, bgnbd, bgnbd_rows = np.nan, np.nan, {"not fitted": str(error)}, None
     value = current.assign(
-        probability_alive=probability_alive(
-            params, current["frequency"], current["recency"], current["T"]
-        ),
+        probability_alive=alive,
         expected_purchases_90d=expected,
         # The spend models learned an evaluation_days window; scale to 90 days.
         predicted_spend_90d=spend_model.predict(current) * (VALUE_HORIZON_DAYS / evaluation_days),
@@ -110,13 +127,7 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
             pd.DataFrame(
                 {"model": ["best"], "metric": ["customers"], "value": [float(len(calibration))]}
             ),
-            pd.DataFrame(
-                {
-                    "model": "bgnbd",
-                    "metric": ["r", "alpha", "a", "b", "log_likelihood"],
-                    "value": [params.r, params.alpha, params.a, params.b, params.log_likelihood],
-                }
-            ),
+            bgnbd_rows,
         ],
         ignore_index=True,
     )
@@ -133,9 +144,7 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "best_spend_model": spend_model.best_model,
             "spend_models_left_out": dg.MetadataValue.json(spend_model.left_out),
             "evaluation_days": evaluation_days,
-            "bgnbd": dg.MetadataValue.json(
-                {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
-            ),
+            "bgnbd": dg.MetadataValue.json(bgnbd),
             "spend_metrics": dg.MetadataValue.md(
                 spend_model.metrics.pivot(index="model", columns="metric", values="value")
                 .round(3)

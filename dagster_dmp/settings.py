@@ -24,6 +24,16 @@ def audiences_dir() -> Path:
     return Path(os.environ.get("DMP_AUDIENCES_DIR", REPO_ROOT / "audiences")).resolve()
 
 
+def destinations_dir() -> Path:
+    """Where audiences are delivered to (destinations/*.yml)."""
+    return Path(os.environ.get("DMP_DESTINATIONS_DIR", REPO_ROOT / "destinations")).resolve()
+
+
+def exports_dir() -> Path:
+    """The delivered audience files."""
+    return Path(os.environ.get("DMP_EXPORTS_DIR", REPO_ROOT / "data" / "exports")).resolve()
+
+
 def export_duckdb_path() -> None:
     """dbt reads the warehouse path from the environment: pin it to the same file."""
     os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())

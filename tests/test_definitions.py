@@ -60,7 +60,7 @@ LAYER_KINDS = {
     "ingestion": {"dlt", "duckdb"},
     "warehouse": {"dbt", "duckdb"},
     "ml": {"duckdb"},
-    "activation": {"duckdb", "sql"},
+    "activation": {"duckdb"},
     "reports": {"plotnine", "html"},
 }
 

@@ -4,6 +4,7 @@ their reach over time and their overlaps."""
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 
 from activation.audiences import (
     LOOKALIKE_MEMBERS,
@@ -14,6 +15,7 @@ from activation.audiences import (
     membership_query,
     read_catalogue,
 )
+from activation.exports import deliver, exported_identifiers, load_destinations, members_query
 from dagster_dmp import settings
 from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
 from dagster_dmp.assets.ml.lookalikes import lookalike_features
@@ -24,6 +26,7 @@ from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.lookalike import find_lookalikes
 
 AUDIENCE_MEMBERS = dg.AssetKey(["audiences", "audience_members"])
+AUDIENCE_EXPORTS = dg.AssetKey(["audiences", "audience_exports"])
 MEMBERS_TABLE = "audiences.audience_members"
 REACH_TABLE = "audiences.audience_reach"
 OVERLAP_TABLE = "audiences.audience_overlap"
@@ -178,5 +181,56 @@ def every_audience_has_members(warehouse: WarehouseResource) -> dg.AssetCheckRes
     )
 
 
-audience_assets = [audience_members]
+@dg.asset(
+    key=AUDIENCE_EXPORTS,
+    deps=[AUDIENCE_MEMBERS, PERSON_PROFILES, dg.AssetKey(["marts", "person_identifiers"])],
+    group_name="activation",
+    kinds={"duckdb", "csv", "parquet"},
+    description=(
+        "Delivers each audience to the destinations in destinations/*.yml (DMP_DESTINATIONS_DIR) "
+        "as files under DMP_EXPORTS_DIR: SHA-256 hashed identifiers of the members whose consent "
+        "covers the destination's purpose (ads, email), the members added and removed since the "
+        "last delivery, and a manifest with row counts and checksums; written atomically, and "
+        "nothing is written for an unchanged audience (activation/exports.py)."
+    ),
+)
+def audience_exports(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    audiences = {audience.name for audience in load_audiences(settings.audiences_dir())}
+    destinations = load_destinations(settings.destinations_dir(), audiences)
+    at = datetime.now(UTC)
+    deliveries = []
+    for destination in destinations:
+        sql, params = members_query(destination)
+        with warehouse.connect(read_only=True) as con:
+            rows = con.execute(sql, params).df()
+        for audience in destination.audiences:
+            members = exported_identifiers(rows[rows["audience"] == audience])
+            deliveries.append(deliver(members, destination, audience, settings.exports_dir(), at))
+    summary = pd.DataFrame(
+        [
+            {
+                "destination": d.destination,
+                "audience": d.audience,
+                "rows": d.rows,
+                "added": d.added,
+                "removed": d.removed,
+                "delivered": d.changed,
+            }
+            for d in deliveries
+        ],
+        columns=["destination", "audience", "rows", "added", "removed", "delivered"],
+    )
+    context.log.info(f"{int(summary['delivered'].sum())} of {len(summary)} exports changed")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(summary["rows"].sum()),
+            "exports": markdown_preview(summary, rows=len(summary)),
+            "path": dg.MetadataValue.path(str(settings.exports_dir())),
+        }
+    )
+
+
+audience_assets = [audience_members, audience_exports]
 audience_checks = [every_audience_has_members]

@@ -268,3 +268,35 @@ def _fsync_and_rename(staged: Path, path: Path) -> None:
     with staged.open("rb") as handle:
         os.fsync(handle.fileno())
     staged.replace(path)
+
+
+def purge(out_dir: Path, values: set[str], at: datetime) -> int:
+    """Erasure: take every row whose identifier is in `values` out of every delivered file
+    (snapshots and changes), rewrite the checksums and note the erasure in each manifest
+    that changed. Returns the rows removed."""
+    removed_total = 0
+    for manifest_path in sorted(Path(out_dir).glob("*/*/manifest.json")):
+        folder = manifest_path.parent
+        manifest = json.loads(manifest_path.read_text())
+        removed_here = 0
+        for path in sorted([*folder.glob("members.*"), *folder.glob("changes/*")]):
+            if path.name.startswith("."):
+                continue
+            file_format = path.suffix.lstrip(".")
+            frame = _read(path, file_format)
+            kept = frame[~frame["identifier_value"].isin(values)]
+            if len(kept) == len(frame):
+                continue
+            removed_here += len(frame) - len(kept)
+            digest = _write(kept, path, file_format)
+            name = str(path.relative_to(folder))
+            for delivery in manifest["deliveries"]:
+                if name in delivery["files"]:
+                    delivery["files"][name] = digest
+        if removed_here:
+            manifest.setdefault("erasures", []).append(
+                {"erased_at": at.isoformat(), "rows_removed": removed_here}
+            )
+            _atomic_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+            removed_total += removed_here
+    return removed_total

@@ -493,7 +493,9 @@ def _lookalike_frames(db: Path) -> dict[str, pd.DataFrame]:
     from dagster_dmp.assets.ml.lookalikes import lookalike_features
     from dagster_dmp.resources import WarehouseResource
 
-    warehouse = WarehouseResource(duckdb_path=str(db), landing_dir=".", reports_dir=".")
+    warehouse = WarehouseResource(
+        duckdb_path=str(db), landing_dir=".", reports_dir=".", privacy_dir="."
+    )
     features = lookalike_features(warehouse).drop(columns="rfm_segment")
     profile_only = [
         column

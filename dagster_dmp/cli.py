@@ -85,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--port", type=int, default=8181, help="port (default: %(default)s)")
     collect.set_defaults(handler=_collect)
+
+    forget = commands.add_parser(
+        "forget",
+        help="erase a person: suppress their identifiers at ingestion, remove them from the "
+        "raw data, identity graph, marts, ML outputs, audiences, exports and report, and audit "
+        "the request (salt from DMP_PRIVACY_SALT)",
+    )
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the person's e-mail address")
+    who.add_argument("--person-id", help="the person's id (marts.person_profiles.person_id)")
+    forget.set_defaults(handler=_forget)
     return parser
 
 
@@ -151,6 +162,24 @@ def _collect(args: argparse.Namespace) -> int:
     landing = settings.landing_dir().resolve()
     _progress(f"collecting into {landing} on http://{args.host}:{args.port}/v1/web and /v1/app")
     run_collector(args.host, args.port, landing, write_keys)
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from dagster_dmp.erasure import forget
+
+    erasure = forget(email=args.email, person_id=args.person_id)
+    _progress(
+        f"request {erasure.request_id}: {len(erasure.persons)} person(s), "
+        f"{len(erasure.identifiers)} identifier(s) suppressed at ingestion"
+    )
+    for table, rows in sorted(erasure.removed.items()):
+        _progress(f"removed {rows:,} from {table}")
+    if erasure.traces:
+        for trace in erasure.traces:
+            _progress(f"trace left: {trace}")
+        raise RuntimeError(f"{len(erasure.traces)} trace(s) of the person remain (listed above)")
+    _progress("scan of every table, export and report file: no trace left")
     return 0
 
 

@@ -23,11 +23,13 @@ from ingestion.channels import CHANNELS
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse, the landing zone it is fed from, and where reports go."""
+    """The DuckDB warehouse, the landing zone it is fed from, where reports go, and the
+    privacy folder (the suppression list of erased persons)."""
 
     duckdb_path: str
     landing_dir: str
     reports_dir: str
+    privacy_dir: str
     # channel folder -> API URL for channels that also pull from an HTTP API
     api_urls: dict[str, str] = Field(default_factory=dict)
     api_lookback_hours: float = 72
@@ -43,6 +45,10 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def reports(self) -> Path:
         return Path(self.reports_dir)
+
+    @property
+    def privacy(self) -> Path:
+        return Path(self.privacy_dir)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -115,6 +121,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             duckdb_path=str(settings.duckdb_path()),
             landing_dir=str(settings.landing_dir()),
             reports_dir=str(settings.reports_dir()),
+            privacy_dir=str(settings.privacy_dir()),
             api_urls=settings.api_urls([c.folder for c in CHANNELS.values() if c.api_cursor]),
             api_lookback_hours=settings.api_lookback_hours(),
         ),

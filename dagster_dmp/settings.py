@@ -24,6 +24,11 @@ def audiences_dir() -> Path:
     return Path(os.environ.get("DMP_AUDIENCES_DIR", REPO_ROOT / "audiences")).resolve()
 
 
+def privacy_dir() -> Path:
+    """The suppression list of erased persons and the erasure audit (hashed, salted)."""
+    return Path(os.environ.get("DMP_PRIVACY_DIR", REPO_ROOT / "data" / "privacy")).resolve()
+
+
 def destinations_dir() -> Path:
     """Where audiences are delivered to (destinations/*.yml)."""
     return Path(os.environ.get("DMP_DESTINATIONS_DIR", REPO_ROOT / "destinations")).resolve()

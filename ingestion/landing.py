@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion.channels import TEXT, UPSERT, Channel
+from ingestion.suppression import Suppression
 
 MAX_FIELD_CHARS = 65_536
 
@@ -48,6 +49,7 @@ FILES_SCHEMA = pa.schema(
         ("loaded_lines", pa.int64()),
         ("duplicate_lines", pa.int64()),  # a key seen earlier in the same read
         ("rejected_lines", pa.int64()),
+        ("suppressed_lines", pa.int64()),  # an erased person's, never loaded (suppression.py)
         ("unexpected_columns", pa.string()),
     ]
 )
@@ -93,9 +95,12 @@ def read_channel(
     landing_dir: Path,
     already_loaded: Mapping[str, str] | None = None,
     api_pages: Iterable[tuple[str, list[str]]] = (),
+    suppression: Suppression | None = None,
 ) -> ChannelBatch:
     """Read the channel's files, skipping those whose fingerprint is in `already_loaded`,
-    plus any pages pulled from its API (named source, JSON objects as text)."""
+    plus any pages pulled from its API (named source, JSON objects as text). Records holding
+    an identifier on the `suppression` list are dropped before anything else sees them (not
+    even the quarantine) and counted per file."""
     already_loaded = already_loaded or {}
     files = [
         file
@@ -123,11 +128,28 @@ def read_channel(
     )
     del text_tables  # the concatenated table is the only copy kept from here
     unexpected_columns = [name for name in text.column_names if name not in _text_columns(channel)]
-    con.register("text_rows", text)
+    con.register("landing_rows", text)
+    match = (
+        suppression.match_sql(channel.folder, "suppressed_keys", text.column_names)
+        if suppression
+        else None
+    )
     del text  # DuckDB holds it until _validate has checked every row
+    suppressed: dict[str, int] = {}
+    if match:
+        con.register("suppressed_keys", pa.table({"key": sorted(suppression.keys)}))
+        suppressed = dict(
+            con.execute(
+                f"select _source_file, count(*) from landing_rows where {match} group by 1"
+            ).fetchall()
+        )
+        con.execute(f"create temp view text_rows as select * from landing_rows where not {match}")
+    else:
+        con.execute("create temp view text_rows as select * from landing_rows")
     records, quarantine, counts = _validate(con, channel, unexpected_columns)
     for row in ledger:
         row.update(counts.get(row["source_file"], {}))
+        row["suppressed_lines"] = suppressed.get(row["source_file"], 0)
     unreadable = [row for row in ledger if row["status"] == "unreadable"]
     quarantine = pa.concat_tables(
         [
@@ -163,6 +185,7 @@ def _ledger_row(
         "loaded_lines": 0,
         "duplicate_lines": 0,
         "rejected_lines": 0,
+        "suppressed_lines": 0,
         "unexpected_columns": ", ".join(unexpected) or None,
     }
 
@@ -336,7 +359,7 @@ _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parqu
 def _validate(
     con: duckdb.DuckDBPyConnection, channel: Channel, unexpected: list[str]
 ) -> tuple[pa.Table, pa.Table, dict[str, dict[str, int]]]:
-    """Split the registered `text_rows` into typed records and quarantine rows, each with
+    """Split the `text_rows` view (over the registered `landing_rows`) into typed records and quarantine rows, each with
     its reasons, and count per file what was loaded, dropped as a repeat of a key, or
     rejected."""
     every_field = [*channel.fields, *unexpected]
@@ -411,7 +434,8 @@ def _validate(
         from checked
         """
     )
-    con.unregister("text_rows")
+    con.execute("drop view text_rows")
+    con.unregister("landing_rows")  # the input as read: freed before the records are built
     records = con.sql(
         f"""
         select {typed}, _source_file, _line_number, _record_key

@@ -17,6 +17,7 @@ from dlt.sources import DltResource
 from ingestion.api import DEFAULT_LOOKBACK, newest, pull_pages, since
 from ingestion.channels import INSERT_ONLY, Channel
 from ingestion.landing import ChannelBatch, read_channel
+from ingestion.suppression import Suppression
 
 _STATE_KEY = "loaded_files"
 _CURSOR_KEY = "api_cursor"
@@ -27,8 +28,10 @@ def channel_source(
     landing_dir: Path,
     api_url: str | None = None,
     api_lookback: timedelta = DEFAULT_LOOKBACK,
+    suppression: Suppression | None = None,
 ) -> dlt.sources.DltSource:
     """All three resources share one lazy read, so the input is parsed once per run.
+    Records of erased persons (`suppression`) are never read in.
 
     With `api_url` (channels that declare an `api_cursor` only), records are also pulled
     from the channel's HTTP API, forward from the cursor kept in the source state.
@@ -45,7 +48,13 @@ def channel_source(
                 pull_pages(api_url, since(state.get(_CURSOR_KEY), api_lookback)) if api_url else ()
             )
             batch.append(
-                read_channel(channel, Path(landing_dir), already_loaded=loaded, api_pages=pages)
+                read_channel(
+                    channel,
+                    Path(landing_dir),
+                    already_loaded=loaded,
+                    api_pages=pages,
+                    suppression=suppression,
+                )
             )
             if api_url:
                 state[_CURSOR_KEY] = newest(

@@ -79,6 +79,7 @@ def materialise_everything(landing: Path, root: Path) -> PipelineRun:
         "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",
         "DMP_REPORTS_DIR": root / "reports",
         "DMP_EXPORTS_DIR": root / "exports",
+        "DMP_PRIVACY_DIR": root / "privacy",
     }
     saved = {name: os.environ.get(name) for name in paths}
     os.environ.update({name: str(path) for name, path in paths.items()})

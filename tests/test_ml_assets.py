@@ -104,7 +104,10 @@ def test_a_metric_below_its_floor_fails_the_check(pipeline_run, tmp_path):
             [AUC_FLOOR.min_evidence, AUC_FLOOR.model, AUC_FLOOR.evidence_metric],
         )
     warehouse = WarehouseResource(
-        duckdb_path=str(copy), landing_dir=str(tmp_path), reports_dir=str(tmp_path)
+        duckdb_path=str(copy),
+        landing_dir=str(tmp_path),
+        reports_dir=str(tmp_path),
+        privacy_dir=str(tmp_path),
     )
     result = dg.materialize(
         [dg.AssetSpec(PROPENSITY_SCORES), propensity_auc_floor],

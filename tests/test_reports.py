@@ -264,7 +264,10 @@ def test_a_second_run_reports_what_changed(pipeline_run, tmp_path):
         con.execute("delete from marts.daily_activity where activity_date = ?", [last_day])
         con.execute("delete from marts.channel_funnel")  # as on data without events
     warehouse = WarehouseResource(
-        duckdb_path=str(database), landing_dir=str(tmp_path), reports_dir=str(folder)
+        duckdb_path=str(database),
+        landing_dir=str(tmp_path),
+        reports_dir=str(folder),
+        privacy_dir=str(tmp_path),
     )
     result = dg.materialize([marketing_report], resources={"warehouse": warehouse})
     assert result.success

@@ -11,6 +11,7 @@ from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS, Channel
 from ingestion.pipeline import RAW_DATASET, channel_pipeline
 from ingestion.sources import channel_source
+from ingestion.suppression import load_suppression
 
 
 def _describe(source: str, table: str) -> str:
@@ -64,6 +65,7 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
                     warehouse.landing,
                     api_url=warehouse.api_urls.get(channel.folder),
                     api_lookback=timedelta(hours=warehouse.api_lookback_hours),
+                    suppression=load_suppression(warehouse.privacy),
                 ),
                 dlt_pipeline=channel_pipeline(channel, warehouse.database),
                 dagster_dlt_translator=RawTableTranslator(),

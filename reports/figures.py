@@ -521,3 +521,36 @@ def audience_overlap(overlap: pd.DataFrame, reach: pd.DataFrame) -> p9.ggplot:
         + _theme(11, 1.6 + 0.7 * len(rows))
         + p9.theme(axis_text_x=p9.element_text(rotation=30, ha="right"))
     )
+
+
+def audience_reach(reach: pd.DataFrame) -> p9.ggplot:
+    """Members of each audience per data day: whether an audience grows, shrinks or holds
+    (one bar per audience while there is a single day)."""
+    data = reach.assign(as_of_date=pd.to_datetime(reach["as_of_date"]))
+    days = data["as_of_date"].nunique()
+    if days == 1:
+        day = f"{data['as_of_date'].iloc[0]:%Y-%m-%d}"
+        plot = (
+            p9.ggplot(data, p9.aes("audience", "members", fill="audience"))
+            + p9.geom_col(show_legend=False)
+            + p9.geom_text(
+                p9.aes(label="members"), ha="left", nudge_y=data["members"].max() * 0.01, size=10
+            )
+            + p9.coord_flip()
+            + p9.labs(title=f"Audience reach on {day}", x="Audience", y="Members (persons)")
+        )
+    else:
+        plot = (
+            p9.ggplot(data, p9.aes("as_of_date", "members", colour="audience"))
+            + p9.geom_line()
+            + p9.geom_point(size=2.5)
+            + p9.scale_x_datetime(date_labels="%Y-%m-%d")
+            + p9.labs(
+                title="Audience reach: members per data day",
+                x="Data day (the profiles' as-of date)",
+                y="Members (persons)",
+                colour="Audience",
+            )
+        )
+    top = max(int(data["members"].max()), 1) * 1.08
+    return plot + p9.scale_y_continuous(labels=_thousands, limits=(0, top)) + _theme(9, 4)

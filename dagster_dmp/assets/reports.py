@@ -314,9 +314,9 @@ def marketing_report(
             "select segment_id, channel, spend, expected_conversions, expected_revenue"
             " from ml.budget_allocation order by segment_id, channel"
         ).df()
-        reach = con.sql(
+        reach_history = con.sql(
             f"select audience, as_of_date, members, persons from {REACH_TABLE}"
-            f" where as_of_date = (select max(as_of_date) from {REACH_TABLE}) order by audience"
+            " order by audience, as_of_date"
         ).df()
         overlap = con.sql(
             f"select audience, other_kind, other, both_members, share_of_audience"
@@ -334,6 +334,7 @@ def marketing_report(
             )
             + " order by channel"
         ).df()
+    latest_reach = reach_history[reach_history["as_of_date"] == reach_history["as_of_date"].max()]
     currencies = campaigns["currency"].dropna().unique()
     currency = currencies[0] if len(currencies) == 1 else "currency units"
     budget = budget.merge(segments[["segment_id", "segment_name"]], on="segment_id", how="left")
@@ -410,13 +411,20 @@ def marketing_report(
             figures.interest_mix,
         ),
         *_with_data(
+            "audience_reach",
+            "Audiences: reach",
+            "Members of each audience defined in audiences/*.yml, per data day (recomputed "
+            "when the data of a day changes).",
+            reach_history,
+            figures.audience_reach,
+        ),
+        *_with_data(
             "audiences",
-            "Audiences: reach and overlap",
-            "Members of each audience defined in audiences/*.yml on the latest data day, and "
-            "the share of each audience that is also in every other audience and segment "
-            "(the table lists the pairs with members in common).",
+            "Audiences: overlap",
+            "The share of each audience (latest data day) that is also in every other audience "
+            "and segment; the table lists the pairs with members in common.",
             overlap,
-            lambda table: figures.audience_overlap(table, reach),
+            lambda table: figures.audience_overlap(table, latest_reach),
         ),
         *_with_data(
             "recommendations",

@@ -30,6 +30,7 @@ from dagster_dmp import settings
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET, pipelines_dir
 from ingestion.suppression import (
+    CANONICAL_SQL,
     IDENTIFIER_FIELDS,
     Suppression,
     add_to_suppression,
@@ -39,8 +40,8 @@ from ingestion.suppression import (
 )
 
 AUDIT_TABLE = "privacy.erasure_requests"
-# Clear values the raw data holds for identifiers the warehouse keeps only hashed.
-CLEAR_HASHED = {"email_sha256": "email", "phone_sha256": "phone"}
+# Identifiers the warehouse keeps only hashed; the raw data holds them in clear.
+HASHED = {"email_sha256", "phone_sha256"}
 
 
 @dataclass
@@ -103,23 +104,21 @@ def _who(
 
 
 def _clear_values(con: duckdb.DuckDBPyConnection, identifiers: set[tuple[str, str]]) -> set[str]:
-    """The identifiers as the raw data spells them: ids as they are, e-mails and phones found
-    by their hash, handles without the @."""
-    clear = {value.lstrip("@") for kind, value in identifiers if kind not in CLEAR_HASHED}
-    hashed = {value for kind, value in identifiers if kind in CLEAR_HASHED}
-    for table, columns in (("crm_customers", ("email", "phone")), ("orders", ("email",))):
-        for column in columns:
-            canonical = (
-                "sha256(nullif(lower(trim({c})), ''))"
-                if column == "email"
-                else "sha256(nullif(regexp_replace({c}, '[^0-9]', '', 'g'), ''))"
-            ).format(c=column)
+    """The identifiers as the raw data spells them: ids as they are, handles without the @,
+    e-mails and phones (kept only hashed downstream) found in raw by their hash."""
+    clear = {value.lstrip("@") for kind, value in identifiers if kind not in HASHED}
+    hashed = sorted(value for kind, value in identifiers if kind in HASHED)
+    for folder, fields in IDENTIFIER_FIELDS.items():
+        for field_name, kind in fields.items():
+            if kind not in HASHED:
+                continue
+            canonical = CANONICAL_SQL[kind].format(v=field_name)
             clear |= {
                 row[0].strip()
                 for row in con.execute(
-                    f"select distinct {column} from {RAW_DATASET}.{table}"
+                    f"select distinct {field_name} from {RAW_DATASET}.{CHANNELS[folder].table}"
                     f" where {canonical} in (select unnest(?::varchar[]))",
-                    [sorted(hashed)],
+                    [hashed],
                 ).fetchall()
             }
     return {value for value in clear if value}

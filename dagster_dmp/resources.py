@@ -93,8 +93,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    """The first rows as a table on the asset's page: what the output looks like at a glance."""
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".4g"))
+    """The first rows as a table on the asset's page: what the output looks like at a glance.
+    Without person ids: Dagster keeps metadata in its event log for good, where an erasure
+    (`dmp forget`) could not reach them."""
+    shown = frame.drop(columns=[c for c in frame.columns if c == "person_id"]).head(rows)
+    return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4g"))
 
 
 def markdown_figures(figures: Iterable[tuple[str, Path]], width: int = 400) -> dg.MetadataValue:

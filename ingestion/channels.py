@@ -13,14 +13,21 @@ FLOAT = "DOUBLE"
 INSERT_ONLY = "insert-only"
 UPSERT = "upsert"
 
-# A plausible timestamp text: ISO-like with a year no later than next year, or epoch
-# seconds / milliseconds before 2100. Anything else is loaded but also reported.
+# A plausible timestamp text: ISO-like with a year from 2000 (the warehouse's
+# `min_valid_time` in dbt_project.yml: no channel here holds older data, and an epoch 0 or a
+# 1970 date is a default value, not a time) to next year, or epoch seconds / milliseconds
+# from 2000-01-01 to before 2100. Anything else is loaded but also reported.
+MIN_PLAUSIBLE_YEAR = 2000
+_MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01T00:00:00Z
+_MAX_EPOCH_SECONDS = 4_102_444_800  # 2100-01-01T00:00:00Z
 PLAUSIBLE_TIME = (
     "case"
-    " when regexp_full_match({v}, '[0-9]{{12,13}}') then cast({v} as bigint) < 4102444800000"
-    " when regexp_full_match({v}, '[0-9]{{9,10}}') then cast({v} as bigint) < 4102444800"
+    " when regexp_full_match({v}, '[0-9]{{12,13}}') then cast({v} as bigint)"
+    f" between {_MIN_EPOCH_SECONDS * 1000} and {_MAX_EPOCH_SECONDS * 1000 - 1}"
+    " when regexp_full_match({v}, '[0-9]{{9,10}}') then cast({v} as bigint)"
+    f" between {_MIN_EPOCH_SECONDS} and {_MAX_EPOCH_SECONDS - 1}"
     " else coalesce(try_cast(left(trim({v}), 4) as integer)"
-    " between 1970 and year(current_date) + 1, false) end"
+    f" between {MIN_PLAUSIBLE_YEAR} and year(current_date) + 1, false) end"
 )
 
 
@@ -39,6 +46,10 @@ class Channel:
     plausible: dict[str, str] = field(default_factory=dict)
     # the ISO time/date field an API pull of this channel pages forward on (None: files only)
     api_cursor: str | None = None
+    # The schema is a contract: a column not in `fields` is reported, never loaded, unless
+    # it is declared here. Extra fields are optional, loaded as text as sent, and checked
+    # only for size and control characters (the importers' source columns, docs/landing.md).
+    extra_fields: tuple[str, ...] = ()
 
     @property
     def quarantine_table(self) -> str:
@@ -172,6 +183,25 @@ CHANNELS: dict[str, Channel] = {
             natural_key=("customer_id", "updated_at"),
             api_cursor="updated_at",
             plausible={"birth_year": "{v} between 1900 and year(current_date)"},
+            extra_fields=(
+                # dmp import bank-marketing (ingestion/importers/bank_marketing.py)
+                "job",
+                "marital",
+                "education",
+                "default",
+                "balance",
+                "housing",
+                "loan",
+                # dmp import hillstrom (ingestion/importers/hillstrom.py)
+                "recency",
+                "history_segment",
+                "history",
+                "mens",
+                "womens",
+                "zip_code",
+                "newbie",
+                "purchase_channel",
+            ),
         ),
         Channel(
             folder="orders",
@@ -234,6 +264,8 @@ CHANNELS: dict[str, Channel] = {
             },
             required=("touch_id", "campaign_id"),
             natural_key=("touch_id",),
+            # dmp import bank-marketing (ingestion/importers/bank_marketing.py)
+            extra_fields=("duration", "campaign", "pdays", "previous", "poutcome"),
         ),
     )
 }

@@ -16,7 +16,7 @@ from dlt.sources import DltResource
 
 from ingestion.api import DEFAULT_LOOKBACK, newest, pull_pages, since
 from ingestion.channels import INSERT_ONLY, Channel
-from ingestion.landing import ChannelBatch, read_channel
+from ingestion.landing import UNREADABLE, ChannelBatch, read_channel
 from ingestion.suppression import Suppression
 
 _STATE_KEY = "loaded_files"
@@ -65,7 +65,9 @@ def channel_source(
                 batch[0].files["fingerprint"].to_pylist(),
                 batch[0].files["status"].to_pylist(),
             ):
-                if status == "loaded":  # an unreadable file is tried again next run
+                # Only a file nothing could be read of is tried again next run: a damaged
+                # file's readable part loads once (a repaired copy has new bytes).
+                if status != UNREADABLE:
                     loaded[name] = fingerprint
         return batch[0]
 

@@ -137,7 +137,7 @@ def test_unreadable_file_is_named_and_the_rest_still_loads(tmp_path, web_landing
         db,
         f"select status, reason from raw.{WEB.files_table} where source_file like '%zz-corrupt%'",
     )
-    assert ledger[0][0] == "unreadable" and "BadGzipFile" in ledger[0][1]
+    assert ledger[0][0] == "unreadable" and "unknown compression method" in ledger[0][1]
     assert _query(
         db,
         f"select count(*) from raw.{WEB.quarantine_table} "
@@ -152,7 +152,7 @@ def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path)
         landing / WEB.folder / "nasty.jsonl.gz",
         [
             _event("good-1", page_url=sql_text),
-            _event("good-2", brand_new_field="kept"),
+            _event("good-2", brand_new_field="not in the contract"),
             _event("huge", user_agent="x" * (MAX_FIELD_CHARS + 1)),
             _event("control", page_url="/home\x00\x07"),
             json.dumps(
@@ -169,10 +169,15 @@ def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path)
     loaded = dict(_query(db, f"select event_id, page_url from raw.{WEB.table}"))
     assert set(loaded) == {"good-1", "good-2", "future"}
     assert loaded["good-1"] == sql_text  # data, never SQL
-    assert _query(db, f"select brand_new_field from raw.{WEB.table} where event_id = 'good-2'") == [
-        ("kept",)
-    ]
-    reasons = dict(_query(db, f"select line_number, reason from raw.{WEB.quarantine_table}"))
+    # The schema is a contract: an undeclared key is named, never loaded.
+    assert "brand_new_field" not in [row[0] for row in _query(db, f"describe raw.{WEB.table}")]
+    reasons = dict(
+        _query(
+            db,
+            f"select line_number, reason from raw.{WEB.quarantine_table} "
+            "where line_number is not null",
+        )
+    )
     assert reasons[3].startswith(f"user_agent: {MAX_FIELD_CHARS + 1} characters")
     assert reasons[4] == "page_url: control characters"
     assert reasons[5] == "missing required field event_type"
@@ -182,6 +187,9 @@ def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path)
     assert _query(db, f"select unexpected_columns from raw.{WEB.files_table}") == [
         ("brand_new_field",)
     ]
+    assert _query(
+        db, f"select reason, loaded from raw.{WEB.quarantine_table} where line_number is null"
+    ) == [("undeclared columns not loaded: brand_new_field", True)]
 
 
 def test_type_violations_keep_the_record_and_note_the_field(tmp_path):
@@ -198,12 +206,12 @@ def test_type_violations_keep_the_record_and_note_the_field(tmp_path):
     db = tmp_path / "dmp.duckdb"
     load_channel(CRM, landing, db)
 
-    rows = _query(
-        db, f"select customer_id, birth_year, loyalty_points from raw.{CRM.table} order by all"
-    )
-    assert rows == [("C1", 1980, "10"), ("C1", 1980, "15"), ("C2", None, "20")]  # history kept
+    rows = _query(db, f"select customer_id, birth_year from raw.{CRM.table} order by all")
+    assert rows == [("C1", 1980), ("C1", 1980), ("C2", None)]  # history kept
+    assert "loyalty_points" not in [row[0] for row in _query(db, f"describe raw.{CRM.table}")]
     reasons = dict(_query(db, f"select line_number, reason from raw.{CRM.quarantine_table}"))
     assert reasons == {
+        None: "undeclared columns not loaded: loyalty_points",
         3: "birth_year: not a BIGINT: nineteen",
         4: "missing required field customer_id",
         5: "expected 5 columns, got 2",

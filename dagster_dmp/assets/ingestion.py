@@ -9,6 +9,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dagster_dmp import settings
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS, Channel
+from ingestion.landing import DAMAGED, EMPTY, UNREADABLE
 from ingestion.pipeline import RAW_DATASET, channel_pipeline
 from ingestion.sources import channel_source
 from ingestion.suppression import load_suppression
@@ -23,8 +24,9 @@ def _describe(source: str, table: str) -> str:
         )
     if table == channel.files_table:
         return (
-            f"Ledger of `{source}` landing files: fingerprint, loaded or unreadable (with the "
-            "reason), lines read and rejected, unexpected columns found."
+            f"Ledger of `{source}` landing files: fingerprint, loaded, empty, damaged or "
+            "unreadable (with the reason), lines read and rejected, undeclared columns found "
+            "(not loaded)."
         )
     return (
         f"Raw `{source}` records as sent, typed per docs/landing.md, one row per "
@@ -88,18 +90,29 @@ def _files_readable_check(channel: Channel) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey([RAW_DATASET, channel.files_table]),
         name="landing_files_readable",
-        description=f"Every `{channel.folder}` landing file could be read (a corrupt file fails this).",
+        description=(
+            f"Every `{channel.folder}` landing file could be read: an unreadable file fails "
+            "this (ERROR); a damaged file (its readable part loaded) or an empty one warns."
+        ),
     )
     def files_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect(read_only=True) as con:
-            unreadable = con.execute(
-                f"select source_file, reason from {RAW_DATASET}.{channel.files_table} "
-                "where status = 'unreadable' order by source_file"
+            problems = con.execute(
+                f"select status, source_file, reason from {RAW_DATASET}.{channel.files_table} "
+                f"where status in ('{UNREADABLE}', '{DAMAGED}', '{EMPTY}') "
+                "order by status desc, source_file"
             ).fetchall()
+        counts = {status: 0 for status in (UNREADABLE, DAMAGED, EMPTY)}
+        for status, _, _ in problems:
+            counts[status] += 1
         return dg.AssetCheckResult(
-            passed=not unreadable,
-            description="; ".join(f"{name}: {reason}" for name, reason in unreadable) or None,
-            metadata={"unreadable_files": len(unreadable)},
+            passed=not problems,
+            # Only a file nothing could be read of fails the run's checks; damage is reported.
+            severity=dg.AssetCheckSeverity.ERROR
+            if counts[UNREADABLE]
+            else dg.AssetCheckSeverity.WARN,
+            description="; ".join(f"{name}: {reason}" for _, name, reason in problems) or None,
+            metadata={f"{status}_files": count for status, count in counts.items()},
         )
 
     return files_readable

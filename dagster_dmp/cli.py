@@ -1,14 +1,18 @@
 """`dmp`: generate or import channel data, materialise the asset graph in-process, run demos."""
 
 import argparse
+import functools
 import os
 import shutil
 import sys
 import time
+import traceback
+from argparse import SUPPRESS
 from collections.abc import Sequence
 from pathlib import Path
 
 from dagster_dmp import settings
+from dagster_dmp.warehouse_lock import EXIT_BUSY, WarehouseBusy, warehouse_lock
 
 DEFAULT_PERSONS = 5000
 DEFAULT_DAYS = 60
@@ -20,9 +24,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"dmp {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"dmp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 -- every error is one line; --debug: traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"dmp {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_BUSY if isinstance(error, WarehouseBusy) else 1
+
+
+def _one_line(error: Exception) -> str:
+    """Our errors say what is wrong in words; anything else also names its type."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else "(no message)"
+    if isinstance(error, (ValueError, FileNotFoundError, RuntimeError)):
+        return text
+    return f"{type(error).__name__}: {text} (run with --debug for the traceback)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Paths: DMP_DUCKDB_PATH (warehouse), DMP_LANDING_DIR (input files), "
         "DMP_REPORTS_DIR (report), DMP_REAL_DATA_DIR (real datasets for --dataset).",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
+    # Also accepted after the command (`dmp run --debug`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser = functools.partial(commands.add_parser, parents=[common])
 
     generate = commands.add_parser(
         "generate", help="write synthetic channel data with ground truth into a landing folder"
@@ -59,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         default="*",
         help="Dagster asset selection, e.g. 'key:ml/person_segments+' (default: every asset)",
     )
+    _add_wait_option(run)
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
@@ -73,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run on a real dataset instead of synthetic data (read from DMP_REAL_DATA_DIR, "
         "default ../shared/data/real beside the repository)",
     )
+    _add_wait_option(demo)
     demo.set_defaults(handler=_demo)
 
     collect = commands.add_parser(
@@ -95,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     who = forget.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the person's e-mail address")
     who.add_argument("--person-id", help="the person's id (marts.person_profiles.person_id)")
+    _add_wait_option(forget)
     forget.set_defaults(handler=_forget)
     return parser
 
@@ -111,6 +139,15 @@ def _add_generate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
+
+
+def _add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help=f"when another run holds the warehouse, exit {EXIT_BUSY} at once instead of waiting",
     )
 
 
@@ -168,7 +205,8 @@ def _collect(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     from dagster_dmp.erasure import forget
 
-    erasure = forget(email=args.email, person_id=args.person_id)
+    with warehouse_lock(settings.duckdb_path(), "dmp forget", wait=args.wait, on_wait=_progress):
+        erasure = forget(email=args.email, person_id=args.person_id, progress=_progress)
     _progress(
         f"request {erasure.request_id}: {len(erasure.persons)} person(s), "
         f"{len(erasure.identifiers)} identifier(s) suppressed at ingestion"
@@ -186,51 +224,36 @@ def _forget(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from dagster_dmp.definitions import all_asset_checks, all_assets
-    from dagster_dmp.resources import build_resources
+    from dagster_dmp.runner import run_assets, summarise
 
-    _progress(f"materialising '{args.select}' into {settings.duckdb_path()}")
-    started = time.perf_counter()
-    with _instance() as instance:
-        result = dg.materialize(
-            [*all_assets, *all_asset_checks],
-            selection=args.select,
-            resources=build_resources(),
-            instance=instance,
-            raise_on_error=False,
-        )
-    if not result.success:
-        failed = [event.step_key for event in result.all_events if event.is_step_failure]
+    outcome = run_assets(
+        args.select, holder=f"dmp {args.command}", wait=args.wait, progress=_progress
+    )
+    summarise(outcome, _progress)
+    if not outcome.success:
+        step, message = next(iter(outcome.failed_steps.items()), ("unknown", ""))
         raise RuntimeError(
-            f"run failed in step(s): {', '.join(failed) or 'unknown'}; see the log above"
+            f"run failed in {len(outcome.failed_steps)} step(s), first {step}: {message}"
         )
-    _progress(f"materialised in {time.perf_counter() - started:.1f}s")
-    failed = [check for check in result.get_asset_check_evaluations() if not check.passed]
-    for check in failed:
-        _progress(
-            f"{check.severity.value.lower()}: check {check.asset_key.to_user_string()}:"
-            f"{check.check_name} failed{': ' + check.description if check.description else ''}"
-        )
-    errors = [check for check in failed if check.severity == dg.AssetCheckSeverity.ERROR]
+    errors = outcome.failed_checks(dg.AssetCheckSeverity.ERROR)
     if errors:
         first = errors[0]
         raise RuntimeError(
             f"{len(errors)} check(s) failed, first {first.asset_key.to_user_string()}:"
-            f"{first.check_name}{': ' + first.description if first.description else ''}"
+            f"{first.check_name}"
         )
     return 0
 
 
-def _instance():
-    """Runs land in the UI's history when DAGSTER_HOME is set (make sets it); else ephemeral."""
-    import dagster as dg
-
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
-
-
 def _demo(args: argparse.Namespace) -> int:
+    # The whole demo holds the warehouse: nobody else's run sees it half reset.
+    with warehouse_lock(settings.duckdb_path(), "dmp demo", wait=args.wait, on_wait=_progress):
+        _demo_run(args)
+    print(f"Report: {settings.reports_dir() / 'index.html'}")
+    return 0
+
+
+def _demo_run(args: argparse.Namespace) -> None:
     from ingestion.importers import IMPORTERS
 
     _reset_warehouse()
@@ -256,8 +279,6 @@ def _demo(args: argparse.Namespace) -> int:
         _generate(args)
     args.select = "*"
     _run(args)
-    print(f"Report: {settings.reports_dir() / 'index.html'}")
-    return 0
 
 
 def _reset_warehouse() -> None:

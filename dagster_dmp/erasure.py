@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +54,11 @@ class Erasure:
     traces: list[str] = field(default_factory=list)
 
 
-def forget(email: str | None = None, person_id: str | None = None) -> Erasure:
+def forget(
+    email: str | None = None,
+    person_id: str | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Erasure:
     if not email and not person_id:
         raise ValueError("name the person: --email or --person-id")
     salt = privacy_salt()
@@ -74,7 +79,7 @@ def forget(email: str | None = None, person_id: str | None = None) -> Erasure:
         if IDENTIFIERS["device_id_sha256"][0] == kind
     }
     erasure.removed["export rows"] = purge(settings.exports_dir(), exported, datetime.now(UTC))
-    _rebuild()
+    _rebuild(progress)
     needles = {*persons, *exported, *clear}
     erasure.traces = scan(database, [settings.exports_dir(), settings.reports_dir()], needles)
     _audit(database, erasure, suppression_key(salt, "request", email or person_id))
@@ -162,22 +167,19 @@ def _delete_rows(
     return {table: count for table, count in removed.items() if count}
 
 
-def _rebuild() -> None:
+def _rebuild(progress: Callable[[str], None]) -> None:
     """Every asset again, dbt from scratch: nothing derived keeps a copy."""
-    import dagster as dg
+    from dagster_dmp.runner import run_assets
 
-    from dagster_dmp.definitions import all_asset_checks, all_assets
-    from dagster_dmp.resources import build_resources
-
-    result = dg.materialize(
-        [*all_assets, *all_asset_checks],
-        resources=build_resources(),
+    outcome = run_assets(
         run_config={"ops": {"warehouse_models": {"config": {"full_refresh": True}}}},
-        raise_on_error=False,
+        holder="dmp forget",
+        progress=progress,
     )
-    if not result.success:
-        failed = [event.step_key for event in result.all_events if event.is_step_failure]
-        raise RuntimeError(f"the rebuild after the erasure failed in {', '.join(failed)}")
+    if not outcome.success:
+        raise RuntimeError(
+            f"the rebuild after the erasure failed in {', '.join(outcome.failed_steps)}"
+        )
 
 
 def scan(database: Path, folders: list[Path], needles: set[str]) -> list[str]:

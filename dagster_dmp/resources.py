@@ -19,6 +19,7 @@ from pydantic import Field
 
 from dagster_dmp import settings
 from dagster_dmp.project import dbt_project
+from dagster_dmp.warehouse_lock import acquire, release
 from ingestion.channels import CHANNELS
 
 
@@ -37,6 +38,16 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def database(self) -> Path:
         return Path(self.duckdb_path)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run holds the warehouse's lock from start to end: one writer at a time (runs
+        the UI or the daemon launch wait here; `dmp run` already holds it)."""
+        run = context.run
+        holder = f"Dagster run {run.run_id[:8]} ({run.job_name})" if run else "a Dagster run"
+        acquire(self.database, holder, on_wait=context.log.info if context.log else None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        release(self.database)
 
     @property
     def landing(self) -> Path:

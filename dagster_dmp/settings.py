@@ -39,6 +39,11 @@ def exports_dir() -> Path:
     return Path(os.environ.get("DMP_EXPORTS_DIR", REPO_ROOT / "data" / "exports")).resolve()
 
 
+def logs_dir() -> Path:
+    """Each `dmp` run's full log (Dagster's events at DEBUG), beside the warehouse."""
+    return Path(os.environ.get("DMP_LOGS_DIR", duckdb_path().parent / "logs")).resolve()
+
+
 def export_duckdb_path() -> None:
     """dbt reads the warehouse path from the environment: pin it to the same file."""
     os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())
@@ -60,3 +65,11 @@ def api_lookback_hours() -> float:
 def automation_on() -> bool:
     """DMP_AUTOMATION=on starts the landing sensor and the nightly schedule switched on."""
     return os.environ.get("DMP_AUTOMATION", "off").lower() in {"on", "1", "true", "yes"}
+
+
+def blocking_checks() -> frozenset[str]:
+    """DMP_BLOCKING_CHECKS: comma-separated quality checks whose failure is an ERROR that
+    fails the run (`best_auc_above_floor`, or `ml/propensity_scores:best_auc_above_floor`),
+    or `all`; every other quality floor only warns."""
+    names = os.environ.get("DMP_BLOCKING_CHECKS", "").split(",")
+    return frozenset(name.strip() for name in names if name.strip())

@@ -3,8 +3,6 @@
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_dmp.settings import DBT_PROJECT_DIR
+from dagster_dmp.project import ensure_dbt_manifest
 
 SMALL = {"persons": 300, "days": 21, "seed": 11}
 
@@ -47,20 +45,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ensure_dbt_manifest() -> None:
-    """dagster-dbt loads the manifest at import; `make` builds it, this covers bare pytest
-    and a manifest older than the dbt files it describes."""
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    sources = [
-        path
-        for folder in ("models", "macros", "tests")
-        for path in (DBT_PROJECT_DIR / folder).rglob("*")
-        if path.is_file()
-    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
-    newest_source = max(path.stat().st_mtime for path in sources)
-    if not manifest.exists() or manifest.stat().st_mtime < newest_source:
-        dbt = Path(sys.executable).with_name("dbt")
-        subprocess.run([str(dbt), "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the session's pipeline run share one worker under xdist: built once, not per
+    worker."""
+    for item in items:
+        if "pipeline_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pipeline_run"))
 
 
 @pytest.fixture(scope="session")

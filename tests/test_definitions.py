@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from conftest import ensure_dbt_manifest
+
+from dagster_dmp.project import ensure_dbt_manifest
 
 REPORT = dg.AssetKey(["reports", "marketing_report"])
 

@@ -4,10 +4,12 @@ event is in the landing zone, readable by the real ingestion, even if the proces
 import gzip
 import http.client
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,8 @@ import anyio
 import duckdb
 import pytest
 from conftest import free_port
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from ingestion.channels import CHANNELS
 from ingestion.collector import create_app, write_keys_from_env
@@ -295,41 +299,128 @@ def test_collected_events_load_through_the_real_ingestion_with_nothing_quarantin
     assert files == (4, 12, 0)  # the re-sent event is a duplicate line, not a second row
 
 
+def test_gzip_bodies_are_read_and_a_gzip_bomb_is_413(app, landing: Path):
+    key = bearer("web-key")
+    gzip_key = {**key, "content-encoding": "gzip"}
+    body = json.dumps([web_event("z1"), web_event("z2")]).encode()
+    status, answer, _ = call(app, "/v1/web", gzip.compress(body), gzip_key)
+    assert (status, answer["accepted"]) == (200, 2), answer
+    # Several gzip members are one body (RFC 1952), as `gzip.decompress` reads them.
+    members = gzip.compress(body[:20]) + gzip.compress(body[20:])
+    assert call(app, "/v1/web", members, gzip_key)[0] == 200
+
+    bomb = gzip.compress(b" " * 5_000_000)  # 5 MB of JSON whitespace in ~5 kB
+    assert len(bomb) < 10_000
+    cases = [
+        (bomb, gzip_key, 413, "decompressed body exceeds the limit of 10000 bytes"),
+        (gzip.compress(body)[:-8], gzip_key, 400, "body is not valid gzip: truncated"),
+        (body, gzip_key, 400, "body is not valid gzip"),
+        (body, {**key, "content-encoding": "br"}, 415, "Content-Encoding 'br' is not gzip"),
+    ]
+    for request, headers, status, reason in cases:
+        got, answer, _ = call(app, "/v1/web", request, headers)
+        assert got == status and answer["error"].startswith(reason), answer
+    assert [event["event_id"] for event in landed(landing)] == ["z1", "z2", "z1", "z2"]
+
+
+def test_only_json_content_types_are_read(app, landing: Path):
+    """JSON, a vendor +json type, or no Content-Type at all (a bare client) are read; a form,
+    text or HTML is a client mistake worth a clear 415, not a 400 about JSON syntax."""
+    accepted = [{}, {"content-type": "application/json; charset=utf-8"}]
+    accepted.append({"content-type": "Application/vnd.dmp.events+json"})
+    for number, headers in enumerate(accepted):
+        status, answer, _ = call(
+            app, "/v1/web", [web_event(f"t{number}")], {**bearer("web-key"), **headers}
+        )
+        assert status == 200, (headers, answer)
+    for media_type in ("text/html", "text/plain", "application/x-www-form-urlencoded"):
+        headers = {**bearer("web-key"), "content-type": media_type}
+        status, answer, _ = call(app, "/v1/web", [web_event("refused")], headers)
+        assert status == 415 and answer["error"] == (
+            f"Content-Type {media_type!r} is not JSON (send application/json)"
+        )
+    assert [event["event_id"] for event in landed(landing)] == ["t0", "t1", "t2"]
+
+
+def test_a_repeated_event_id_in_one_body_is_dropped_and_counted(app, landing: Path):
+    batch = [
+        web_event("d1"),
+        web_event("d2"),
+        web_event("d1", page_url="/second"),
+        web_event("d3"),
+        web_event("d2", user_id=7),  # dropped as a repeat before its type is looked at
+    ]
+    status, answer, _ = call(app, "/v1/web", batch, bearer("web-key"))
+    assert status == 200
+    assert (answer["accepted"], answer["rejected"], answer["duplicates"]) == (3, [], 2)
+    assert landed(landing) == [web_event("d1"), web_event("d2"), web_event("d3")]
+    # The first occurrence wins even when it is the one refused: the client fixes and resends it.
+    batch = [web_event("d4", event_time="2099-01-01T00:00:00Z"), web_event("d4")]
+    status, answer, _ = call(app, "/v1/web", batch, bearer("web-key"))
+    assert (status, answer["accepted"], answer["duplicates"]) == (400, 0, 1)
+    assert [entry["index"] for entry in answer["rejected"]] == [0]
+
+
+def test_a_storage_error_is_503_and_the_collector_keeps_serving(app, landing: Path):
+    landing.mkdir()
+    (landing / "web_events").write_text("a file where the folder should be")
+    status, answer, _ = call(app, "/v1/web", [web_event("s1")], bearer("web-key"))
+    assert (status, answer) == (503, {"error": "events not stored, retry: FileExistsError"})
+    assert call(app, "/v1/app", [app_event("a1")], bearer("app-key"))[0] == 200
+    (landing / "web_events").unlink()
+    assert call(app, "/v1/web", [web_event("s1")], bearer("web-key"))[0] == 200
+
+
+def test_temporary_files_of_a_killed_collector_are_removed_at_start(landing: Path, caplog):
+    for folder in ("web_events", "app_events"):
+        (landing / folder).mkdir(parents=True)
+        (landing / folder / ".collector_20260301T000000Z_dead.tmp").write_bytes(b"\x1f\x8b")
+    kept = [landing / "web_events" / "collector_1.jsonl.gz", landing / "web_events" / ".other.tmp"]
+    for path in kept:
+        path.write_bytes(b"")
+    with caplog.at_level(logging.INFO, logger="ingestion.collector"):
+        create_app(landing, KEYS)
+    assert sorted(path for path in landing.rglob("*") if path.is_file()) == sorted(kept)
+    assert "removed 2 temporary file(s) left by an earlier collector" in caplog.text
+
+
 SERVE = """
-import sys
+import json, sys
 from pathlib import Path
 from ingestion.collector import run_collector
-run_collector("127.0.0.1", int(sys.argv[1]), Path(sys.argv[2]), {"web-key": "web"})
+run_collector(
+    "127.0.0.1", int(sys.argv[1]), Path(sys.argv[2]), {"web-key": "web"}, **json.loads(sys.argv[3])
+)
 """
 
 
-def test_every_acknowledged_event_survives_a_sigkill(landing: Path):
-    port = free_port()
+def serve(landing: Path, port: int, **options) -> subprocess.Popen:
+    """The collector under uvicorn in its own process (`options` go to `create_app`),
+    once it answers on /health."""
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SERVE,
-            str(port),
-            str(landing),
-        ],
+        [sys.executable, "-c", SERVE, str(port), str(landing), json.dumps(options)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/health")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+            time.sleep(0.1)
 
+
+def test_every_acknowledged_event_survives_a_sigkill(landing: Path):
+    port = free_port()
+    server = serve(landing, port)
+    try:
         acknowledged: list[str] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -384,3 +475,145 @@ def test_every_acknowledged_event_survives_a_sigkill(landing: Path):
     for path in (landing / "web_events").iterdir():
         if not path.match(WEB.pattern):
             assert path.name.startswith(".collector_") and path.name.endswith(".tmp")
+
+
+def test_concurrent_requests_share_group_commits_and_every_ack_lands_once(landing: Path):
+    """200 clients post one event each at the same moment: all are acknowledged, and every
+    acknowledged event is in the landing files exactly once, in fewer files than requests."""
+    port = free_port()
+    server = serve(landing, port, rate_per_second=10_000, burst=10_000)
+    clients = 200
+    start = threading.Barrier(clients)
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def client(event_id: str) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = json.dumps(web_event(event_id))
+        start.wait()
+        connection.request(
+            "POST", "/v1/web", body, {**bearer("web-key"), "content-type": "application/json"}
+        )
+        response = connection.getresponse()
+        answers[event_id] = (response.status, json.loads(response.read()))
+
+    try:
+        threads = [threading.Thread(target=client, args=(f"g{n}",)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert len(answers) == clients
+    assert {status for status, _ in answers.values()} == {200}
+    assert all(answer["accepted"] == 1 for _, answer in answers.values())
+    stored = [event["event_id"] for event in landed(landing)]
+    assert sorted(stored) == sorted(answers)  # each acknowledged event once, nothing else
+    files = {answer["file"] for _, answer in answers.values()}
+    assert files == {
+        f"web_events/{path.name}" for path in (landing / "web_events").glob(WEB.pattern)
+    }
+    assert len(files) < clients
+
+
+# Values a client might put in an event: every JSON type, odd text, huge and tiny numbers.
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+_TIMES = st.sampled_from(
+    ["2026-03-01T12:34:56Z", "2026-03-01 12:34:56", "2099-01-01T00:00:00Z", "yesterday", ""]
+)
+# A good event, then some fields changed to anything and some dropped: most stay good.
+_EVENTS = st.builds(
+    lambda event_id, changes, dropped: {
+        name: value
+        for name, value in {**web_event(event_id), **changes}.items()
+        if name not in dropped
+    },
+    st.sampled_from(["f1", "f2", "f3"]),
+    st.just({})
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "event_id": st.sampled_from(["f4", " ", ""]) | _JSON_VALUES,
+            "event_type": _JSON_VALUES,
+            "event_time": _TIMES | st.integers() | _JSON_VALUES,
+            "anonymous_id": st.sampled_from(["a\u0007b", "a\x00b"]) | _JSON_VALUES,
+            "page_url": st.text(max_size=20),
+            "user_id": _JSON_VALUES,
+            "extra": _JSON_VALUES,
+        },
+    ),
+    st.sets(st.sampled_from(["event_id", "event_time", "anonymous_id"]), max_size=1),
+)
+# Mostly events, some other JSON values; the app under test takes 5 at most.
+_BATCHES = st.lists(_EVENTS | _EVENTS | _JSON_VALUES, max_size=6)
+
+
+@st.composite
+def _requests(draw) -> tuple[bytes, dict[str, str], list | None]:
+    """A body, its headers, and the events it holds (None when it is not a JSON batch)."""
+    events = draw(_BATCHES)
+    shape = draw(st.sampled_from(["array", "envelope", "one", "array", "binary", "text"]))
+    if shape == "binary":
+        body, events = draw(st.binary(max_size=300)), None
+    elif shape == "text":
+        body, events = draw(st.text(max_size=100)).encode("utf-8", "surrogatepass"), None
+    else:
+        document = {"array": events, "envelope": {"batch": events}}.get(shape)
+        if shape == "one":
+            document = draw(_EVENTS)
+            events = [document]
+        body = json.dumps(document).encode()
+    headers = {
+        **bearer("web-key"),
+        "content-type": draw(st.sampled_from(["application/json", None, "text/plain"])),
+    }
+    if draw(st.booleans()):
+        body = gzip.compress(body)
+        headers["content-encoding"] = "gzip"
+    return body, {name: value for name, value in headers.items() if value}, events
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(request=_requests())
+def test_fuzzed_bodies_never_crash_and_every_event_is_stored_or_named(request):
+    """Whatever arrives, the answer is a 2xx or 4xx with a reason, every event is accounted
+    for (accepted, a duplicate, or rejected with a reason per field), and the landing files
+    hold exactly the accepted events."""
+    body, headers, events = request
+    with tempfile.TemporaryDirectory() as folder:
+        landing = Path(folder)
+        app = create_app(landing, KEYS, max_body_bytes=10_000, max_batch=5, burst=1e9)
+        status, answer, _ = call(app, "/v1/web", body, headers)
+        stored = landed(landing)
+    assert status in (200, 400, 413, 415), answer
+    event(f"status {status}")
+    if "error" in answer:
+        assert isinstance(answer["error"], str) and answer["error"]
+        assert stored == []
+        return
+    rejected = {entry["index"]: entry for entry in answer["rejected"]}
+    assert all(
+        entry["errors"] and all(error["reason"] for error in entry["errors"])
+        for entry in rejected.values()
+    )
+    assert len(stored) == answer["accepted"] and (status == 200) == bool(stored)
+    if events is None:  # free text that happens to be JSON: accounted for above
+        return
+    seen: set[str] = set()
+    kept = []
+    for index, sent in enumerate(events):
+        event_id = sent.get("event_id") if isinstance(sent, dict) else None
+        if isinstance(event_id, str):
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+        if index not in rejected:
+            kept.append(sent)
+    assert answer["duplicates"] == len(events) - len(kept) - len(rejected)
+    assert answer["accepted"] == len(kept) and (status == 200) == bool(kept)
+    assert stored == kept

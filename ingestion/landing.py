@@ -150,18 +150,22 @@ def read_channel(
     already_loaded: Mapping[str, str] | None = None,
     api_pages: Iterable[tuple[str, list[str]]] = (),
     suppression: Suppression | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> ChannelBatch:
     """Read the channel's files, skipping those whose fingerprint is in `already_loaded`,
     plus any pages pulled from its API (named source, JSON objects as text). Records holding
     an identifier on the `suppression` list are dropped before anything else sees them (not
-    even the quarantine) and counted per file."""
+    even the quarantine) and counted per file. `con`: an in-memory DuckDB connection to work
+    in (a caller checking many small batches, the collector, saves opening one per call);
+    by default a new one."""
     already_loaded = already_loaded or {}
     files = [
         file
         for file in landing_files(channel, landing_dir)
         if already_loaded.get(file.name) != file.fingerprint
     ]
-    con = duckdb.connect()
+    own_connection = con is None
+    con = duckdb.connect() if own_connection else con
     read_at = datetime.now(UTC)
     text_tables: list[pa.Table] = []
     ledger: list[dict] = []
@@ -213,15 +217,20 @@ def read_channel(
                 f"select _source_file, count(*) from landing_rows where {match} group by 1"
             ).fetchall()
         )
-        con.execute(f"create temp view text_rows as select * from landing_rows where not {match}")
+        con.execute(
+            f"create or replace temp view text_rows as select * from landing_rows where not {match}"
+        )
     else:
-        con.execute("create temp view text_rows as select * from landing_rows")
+        con.execute("create or replace temp view text_rows as select * from landing_rows")
     records, quarantine, counts = _validate(con, channel)
     for row in ledger:
         row.update(counts.get(row["source_file"], {}))
         row["suppressed_lines"] = suppressed.get(row["source_file"], 0)
     quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(file_notes, QUARANTINE_SCHEMA)])
-    con.close()
+    if match:
+        con.unregister("suppressed_keys")
+    if own_connection:
+        con.close()
     return ChannelBatch(
         records=records,
         quarantine=quarantine,

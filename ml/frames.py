@@ -1,6 +1,13 @@
-"""Input checks the models share: numeric feature matrices and UTC timestamps."""
+"""What the models share: the error for data that cannot support a model, numeric feature
+matrices and UTC timestamps."""
 
 import pandas as pd
+
+
+class ModelFitError(ValueError):
+    """The data cannot support the model or its evaluation (too few persons, one class, no
+    holdout, a fit that does not converge), as opposed to malformed input. Callers may fall
+    back (write what they can, say why); any other error is a bug or bad input and surfaces."""
 
 
 def numeric_matrix(features: pd.DataFrame, advice: str = "") -> pd.DataFrame:

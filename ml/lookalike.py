@@ -27,6 +27,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
+from ml.frames import ModelFitError
+
 
 @dataclass
 class Lookalikes:
@@ -75,7 +77,7 @@ def find_lookalikes(
         raise ValueError(f"{len(unknown)} seed person_id(s) are not in features: {shown}")
     is_seed = features["person_id"].isin(seed_set).to_numpy()
     if is_seed.all():
-        raise ValueError("every person in features is in the seed: nobody is left to rank")
+        raise ModelFitError("every person in features is in the seed: nobody is left to rank")
 
     scaled = _scale(features[columns].astype(float).to_numpy(), seed)
     model = _model(seed).fit(scaled, is_seed)

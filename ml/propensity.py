@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, export_text
 
-from ml.frames import numeric_matrix, utc_naive, utc_naive_timestamp
+from ml.frames import ModelFitError, numeric_matrix, utc_naive, utc_naive_timestamp
 
 EVENT_COLUMNS = ("person_id", "event_type", "occurred_at")
 ORDER_COLUMNS = ("person_id", "order_id", "ordered_at", "revenue")
@@ -172,7 +172,7 @@ def fit_propensity(
     target = _binary_labels(labels, len(matrix))
     minority = int(min(target.sum(), len(target) - target.sum()))
     if minority < 10:
-        raise ValueError(
+        raise ModelFitError(
             f"need at least 10 positive and 10 negative labels to fit and evaluate, "
             f"the smaller class has {minority}"
         )

@@ -15,6 +15,8 @@ import pandas as pd
 from scipy import sparse
 from sklearn.utils.extmath import randomized_svd
 
+from ml.frames import ModelFitError
+
 # How much one event says about wanting a product; the log-sum of these is the implicit rating.
 EVENT_WEIGHTS: dict[str, float] = {
     "page_view": 0.5,
@@ -204,8 +206,8 @@ def evaluate(
     config = config or RecommenderConfig()
     split = _split(_clean(interactions), holdout_days, test_events)
     if split.test.empty:
-        raise ValueError(
-            f"no test interactions in the last {holdout_days} days by persons seen before them"
+        raise ModelFitError(
+            f"no test interactions in the last {holdout_days:g} days by persons seen before them"
         )
     if "hybrid" in models and config.hybrid_weights is None:
         weights = _tune(split.train, products, holdout_days, test_events, config)
@@ -393,7 +395,7 @@ def _fit(
     as_of = events["occurred_at"].max() if as_of is None else _utc(as_of)
     events = events.loc[events["occurred_at"] <= as_of]
     if events.empty:
-        raise ValueError("no interactions with a person, product and time to learn from")
+        raise ModelFitError("no interactions with a person, product and time to learn from")
 
     catalogue = events["product_id"]
     if products is not None:

@@ -34,6 +34,8 @@ from scipy.special import gammaln
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from ml.frames import ModelFitError
+
 PRICE_TIERS = ("budget", "mid", "premium")
 TIER_COLUMNS = tuple(f"{tier}_tier_interactions" for tier in PRICE_TIERS)
 BEHAVIOUR_COLUMNS = (
@@ -107,7 +109,7 @@ def segment_persons(
     active = _has_activity(counts)
     n_active = int(active.sum())
     if n_active <= max(k_candidates):
-        raise ValueError(
+        raise ModelFitError(
             f"need more than {max(k_candidates)} persons with activity to segment, got {n_active}"
         )
     data = counts.subset(np.flatnonzero(active))
@@ -143,6 +145,38 @@ def segment_persons(
         }
     )
     return Segmentation(assignments=assignments, summary=summary, k=k, selection=selection)
+
+
+def one_segment(behaviour: pd.DataFrame, interests: pd.DataFrame) -> Segmentation:
+    """Every active person in segment 1, the rest in segment 0: what a data set too small
+    for `segment_persons` still gets, so every person has a segment and a summary row."""
+    counts = _read_counts(behaviour, interests)
+    active = _has_activity(counts)
+    n_active = int(active.sum())
+    classes = np.zeros(n_active, dtype="int64")
+    segment_of_class, names, summary = _describe(
+        counts.subset(np.flatnonzero(active)), classes, 1, n_inactive=len(counts) - n_active
+    )
+    if summary.empty:  # nobody at all: no rows, but the columns readers expect
+        nothing = {field: float("nan") for field in _profile(counts, np.arange(0))}
+        row = _summary_row(NO_ACTIVITY_ID, NO_ACTIVITY_NAME, 0, 1, nothing, counts)
+        summary = pd.DataFrame([row]).iloc[:0]
+    segment_ids = np.full(len(counts), NO_ACTIVITY_ID, dtype="int64")
+    segment_ids[active] = segment_of_class[classes]
+    assignments = pd.DataFrame(
+        {
+            "person_id": counts.persons,
+            "segment_id": segment_ids,
+            "segment_name": [names[segment] for segment in segment_ids],
+            "probability": np.ones(len(counts)),
+        }
+    )
+    return Segmentation(
+        assignments=assignments,
+        summary=summary,
+        k=int(n_active > 0),
+        selection=pd.DataFrame(columns=["k"]),
+    )
 
 
 # --- input ---------------------------------------------------------------------------------

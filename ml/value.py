@@ -12,18 +12,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
-from ml.frames import numeric_matrix, utc_naive, utc_naive_timestamp
+from ml.frames import ModelFitError, numeric_matrix, utc_naive, utc_naive_timestamp
 
 ORDER_COLUMNS = ("person_id", "ordered_at", "revenue")
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 SPEND_MODELS = ("linear_regression", "gradient_boosting", "bgnbd_x_value")
 
 _DAY = pd.Timedelta(days=1)
-
-
-class ModelFitError(ValueError):
-    """The data cannot support the model (too few customers, a fit that does not converge),
-    as opposed to malformed input."""
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,9 @@ def _roi_breaks(limits: tuple[float, float]) -> list[float]:
     return [value for value in candidates if limits[0] <= value <= limits[1]]
 
 
-def campaign_kpis(campaigns: pd.DataFrame, currency: str = "currency units") -> Compose:
+def campaign_kpis(
+    campaigns: pd.DataFrame, currency: str = "currency units"
+) -> p9.ggplot | Compose | None:
     """CTR, CPC, CPM and conversion rate per campaign, one panel per KPI with its unit; ROI
     below on a signed-log axis, because a campaign that costs almost nothing (e-mail) has a
     ROI thousands of times the others' and would flatten them on a linear axis."""
@@ -212,6 +214,8 @@ def campaign_kpis(campaigns: pd.DataFrame, currency: str = "currency units") -> 
             )
         )
     long = pd.concat(frames, ignore_index=True).dropna(subset=["value"])
+    if long.empty:  # no impressions, clicks or cost reported (a call list): no KPI to draw
+        return None
     long["kpi"] = pd.Categorical(long["kpi"], categories=[kpi[0] for kpi in kpis.values()])
     long["campaign"] = pd.Categorical(long["campaign"], categories=order, ordered=True)
     height = 0.3 * len(order) + 1.6  # of each of the two plots, in inches
@@ -237,6 +241,8 @@ def campaign_kpis(campaigns: pd.DataFrame, currency: str = "currency units") -> 
         label=lambda frame: [f" {value:+,.0f}% " for value in frame["pct"]],
         hjust=lambda frame: (frame["pct"] < 0).map({True: "right", False: "left"}),
     )
+    if roi.empty:  # no campaign reported a cost: no ROI to draw (an empty log axis fails)
+        return rates
     returns = (
         p9.ggplot(roi, p9.aes("campaign", "pct", fill="channel"))
         + p9.geom_col(width=0.7)

@@ -13,8 +13,12 @@ from plotnine.composition import Compose
 from dagster_dmp.assets.audiences import AUDIENCE_MEMBERS, OVERLAP_TABLE, REACH_TABLE
 from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
 from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
+from dagster_dmp.assets.ml.lookalikes import LOOKALIKES
 from dagster_dmp.assets.ml.optimise import BUDGET_ALLOCATION
+from dagster_dmp.assets.ml.propensity import PROPENSITY_SCORES
+from dagster_dmp.assets.ml.quality import read_notes
 from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
+from dagster_dmp.assets.ml.value import CUSTOMER_VALUE
 from dagster_dmp.resources import WarehouseResource, markdown_figures
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
@@ -140,6 +144,9 @@ def _with_data(
         RECOMMENDATIONS,
         AB_TEST_RESULTS,
         BUDGET_ALLOCATION,
+        PROPENSITY_SCORES,
+        CUSTOMER_VALUE,
+        LOOKALIKES,
         DAILY_ACTIVITY,
         CHANNEL_FUNNEL,
         CAMPAIGN_PERFORMANCE,
@@ -314,6 +321,7 @@ def marketing_report(
             "select segment_id, channel, spend, expected_conversions, expected_revenue"
             " from ml.budget_allocation order by segment_id, channel"
         ).df()
+        model_notes = read_notes(con)
         reach_history = con.sql(
             f"select audience, as_of_date, members, persons from {REACH_TABLE}"
             " order by audience, as_of_date"
@@ -449,6 +457,15 @@ def marketing_report(
             "(response curves from campaign history, solved to optimality).",
             budget,
             lambda table: figures.budget_allocation(table) if (table["spend"] > 0).any() else None,
+        ),
+        *_with_data(
+            "model_notes",
+            "Models: what the data could not support",
+            "Models this data could not (fully) fit or evaluate, and why. Their tables hold "
+            "what could be computed, possibly nothing; a quality check without a metric to "
+            "judge abstains.",
+            model_notes,
+            lambda table: None,
         ),
         Section(
             "landing_files",

@@ -4,7 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from dagster_dmp.assets.ml.inputs import PERSON_BEHAVIOUR, PERSON_INTERESTS, PERSON_PROFILES
+from dagster_dmp.assets.ml.quality import fits_what_it_can
 from dagster_dmp.resources import WarehouseResource, markdown_preview
+from ml.frames import ModelFitError
 from ml.lookalike import find_lookalikes
 
 LOOKALIKES = dg.AssetKey(["ml", "lookalikes"])
@@ -73,16 +75,22 @@ def lookalike_features(warehouse: WarehouseResource) -> pd.DataFrame:
         "`ml.lookalike.find_lookalikes` with any seed."
     ),
 )
+@fits_what_it_can(
+    LOOKALIKES,
+    {
+        "ml.lookalikes": {
+            "person_id": "string",
+            "rank": "int64",
+            "score": "float64",
+            "seed_audience": "string",
+        }
+    },
+)
 def lookalikes(warehouse: WarehouseResource) -> dg.MaterializeResult:
     features = lookalike_features(warehouse)
     seed = features.loc[features["rfm_segment"] == SEED_SEGMENT, "person_id"]
     if seed.empty:
-        warehouse.replace_tables(
-            {"ml.lookalikes": pd.DataFrame(columns=["person_id", "rank", "score", "seed_audience"])}
-        )
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "note": f"nobody is in '{SEED_SEGMENT}'"}
-        )
+        raise ModelFitError(f"nobody is in '{SEED_SEGMENT}' to find lookalikes of")
     result = find_lookalikes(features.drop(columns="rfm_segment"), seed, top_n=TOP_N)
     ranking = result.ranking.assign(seed_audience=f"rfm_segment = {SEED_SEGMENT}")
     warehouse.replace_tables({"ml.lookalikes": ranking})

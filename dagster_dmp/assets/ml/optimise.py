@@ -11,13 +11,26 @@ from dagster_dmp.assets.ml.inputs import (
     PERSON_SEGMENTS,
     SEGMENT_CHANNEL_HISTORY_SQL,
 )
+from dagster_dmp.assets.ml.quality import fits_what_it_can
 from dagster_dmp.resources import WarehouseResource, markdown_preview
-from ml.optimise import ALLOCATION_COLUMNS, BudgetRules, fit_response_curves, optimise_budget
+from ml.frames import ModelFitError
+from ml.optimise import BudgetRules, fit_response_curves, optimise_budget
 
 BUDGET_ALLOCATION = dg.AssetKey(["ml", "budget_allocation"])
 CAMPAIGN_PERFORMANCE = dg.AssetKey(["marts", "campaign_performance"])
 BUDGET_UNITS = 200  # the budget is split in this many whole units
 CHANNEL_MAX_GROWTH = 3.0  # a channel may get at most this multiple of its best week so far
+EMPTY = {
+    "ml.budget_allocation": {
+        "segment_id": "int64",
+        "channel": "string",
+        "spend": "float64",
+        "expected_conversions": "float64",
+        "expected_revenue": "float64",
+    },
+    "ml.budget_summary": {"budget": "float64", "status": "string", "proven_optimal": "bool"},
+    "ml.response_curves": {"segment_id": "int64", "channel": "string"},
+}
 
 
 @dg.asset(
@@ -36,29 +49,17 @@ CHANNEL_MAX_GROWTH = 3.0  # a channel may get at most this multiple of its best 
         "Metadata: objective, status and the marginal value of one more unit."
     ),
 )
+@fits_what_it_can(BUDGET_ALLOCATION, EMPTY)
 def budget_allocation(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    history = warehouse.read_frame(SEGMENT_CHANNEL_HISTORY_SQL)
+    # A week whose cost the ad network did not report says nothing about its response.
+    history = warehouse.read_frame(SEGMENT_CHANNEL_HISTORY_SQL).dropna(subset=["spend"])
     spend_levels = history[history["spend"] > 0].groupby(["segment_id", "channel"])["spend"]
     fittable = spend_levels.nunique()
     fittable = fittable[fittable >= 2].index
     history = history.set_index(["segment_id", "channel"]).loc[fittable].reset_index()
     if history.empty:
         # No paid campaign history (e.g. an order history): nothing to allocate, said so.
-        warehouse.replace_tables(
-            {
-                "ml.budget_allocation": pd.DataFrame(columns=list(ALLOCATION_COLUMNS)),
-                "ml.budget_summary": pd.DataFrame(
-                    {"budget": [0.0], "status": ["no history"], "proven_optimal": [False]}
-                ),
-                "ml.response_curves": pd.DataFrame(columns=["segment_id", "channel"]),
-            }
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": 0,
-                "note": "no segment x channel has two weeks of spend to fit a response curve",
-            }
-        )
+        raise ModelFitError("no segment x channel has two weeks of spend to fit a response curve")
     curves = fit_response_curves(history)
     weekly = history.groupby(["channel", "week"])["spend"].sum()
     budget = float(weekly.groupby("week").sum().mean())
@@ -111,13 +112,14 @@ def budget_allocation(warehouse: WarehouseResource) -> dg.MaterializeResult:
     description="The allocation is proven optimal and spends no more than the budget.",
 )
 def budget_optimal_within_budget(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    summary = warehouse.read_frame("select * from ml.budget_summary").iloc[0]
-    if summary["status"] == "no history":
+    summary = warehouse.read_frame("select * from ml.budget_summary")
+    if summary.empty:
         return dg.AssetCheckResult(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
             description="not judged: no campaign history to allocate a budget from",
         )
+    summary = summary.iloc[0]
     spend = float(warehouse.read_frame("select sum(spend) as s from ml.budget_allocation")["s"][0])
     within = spend <= summary["budget"] * (1 + 1e-9)
     return dg.AssetCheckResult(

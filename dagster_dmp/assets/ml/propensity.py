@@ -14,10 +14,11 @@ from dagster_dmp.assets.ml.inputs import (
 from dagster_dmp.assets.ml.quality import (
     EVAL_COLUMNS,
     Floor,
+    fits_what_it_can,
     metric_floor_check,
-    too_little_data,
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
+from ml.frames import ModelFitError
 from ml.propensity import build_features, fit_propensity
 
 PROPENSITY_SCORES = dg.AssetKey(["ml", "propensity_scores"])
@@ -33,6 +34,22 @@ AUC_FLOOR = Floor(
 )
 HOLDOUT_SHARE = 0.25
 MIN_CLASS_SIZE = 10  # buyers and non-buyers each, to fit and evaluate at all
+EMPTY = {
+    "ml.propensity_scores": {
+        "person_id": "string",
+        "probability": "float64",
+        "model": "string",
+        "horizon_days": "int64",
+    },
+    "ml.propensity_eval": EVAL_COLUMNS,
+    "ml.propensity_calibration": {
+        "model": "string",
+        "bin": "int64",
+        "persons": "int64",
+        "mean_predicted": "float64",
+        "observed_rate": "float64",
+    },
+}
 
 
 @dg.asset(
@@ -50,37 +67,24 @@ MIN_CLASS_SIZE = 10  # buyers and non-buyers each, to fit and evaluate at all
         "`ml.propensity_calibration`."
     ),
 )
+@fits_what_it_can(PROPENSITY_SCORES, EMPTY)
 def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
     events = warehouse.read_frame(PERSON_EVENTS_SQL)
     orders = warehouse.read_frame(PERSON_ORDERS_SQL)
     as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
+    first_seen = events["occurred_at"].min() if len(events) else orders["ordered_at"].min()
+    if pd.isna(as_of) or pd.isna(first_seen):
+        raise ModelFitError("no activity or orders of known persons to learn from")
     # Short histories train on a shorter horizon, keeping two thirds of the days as features.
-    history_days = (as_of - pd.Timestamp(events["occurred_at"].min())).days
+    history_days = (as_of - pd.Timestamp(first_seen)).days
     horizon_days = max(1, min(HORIZON_DAYS, history_days // 3))
     training_cutoff = as_of - pd.Timedelta(days=horizon_days)
     training = build_features(events, orders, training_cutoff, horizon_days)
     buyers = int(training.labels.sum())
     if min(buyers, len(training.labels) - buyers) < MIN_CLASS_SIZE:
-        return too_little_data(
-            warehouse,
-            {
-                "ml.propensity_scores": {
-                    "person_id": "string",
-                    "probability": "float64",
-                    "model": "string",
-                    "horizon_days": "int64",
-                },
-                "ml.propensity_eval": EVAL_COLUMNS,
-                "ml.propensity_calibration": {
-                    "model": "string",
-                    "bin": "int64",
-                    "persons": "int64",
-                    "mean_predicted": "float64",
-                    "observed_rate": "float64",
-                },
-            },
+        raise ModelFitError(
             f"{buyers} of {len(training.labels)} persons bought in the {horizon_days} days "
-            f"after {training_cutoff:%Y-%m-%d}: too few of one class to train on",
+            f"after {training_cutoff:%Y-%m-%d}: too few of one class to train on"
         )
     # One thread: the run shares two cores with DuckDB; OpenMP oversubscription is 20x slower.
     with threadpool_limits(limits=1, user_api="openmp"):

@@ -8,8 +8,9 @@ from dagster_dmp.assets.ml.inputs import (
     PERSON_INTERESTS,
     PERSON_SEGMENTS,
 )
+from dagster_dmp.assets.ml.quality import attempt, fits_what_it_can, not_evaluated
 from dagster_dmp.resources import WarehouseResource, markdown_preview
-from ml.segmentation import BEHAVIOUR_COLUMNS, segment_persons
+from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
 
 
 @dg.asset(
@@ -24,8 +25,20 @@ from ml.segmentation import BEHAVIOUR_COLUMNS, segment_persons
         "segment 1 has the most revenue per person; names say which categories and traits "
         "set each segment apart; persons without any activity are segment 0. Also writes "
         "`ml.segment_summary` (size, revenue, orders, sessions, channel and price mix, top "
-        "categories per segment)."
+        "categories per segment). Too few active persons to choose k: all of them are one "
+        "segment (the metadata says so)."
     ),
+)
+@fits_what_it_can(
+    PERSON_SEGMENTS,
+    {
+        "ml.person_segments": {
+            "person_id": "string",
+            "segment_id": "int64",
+            "segment_name": "string",
+            "probability": "float64",
+        }
+    },
 )
 def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
     behaviour = warehouse.read_frame(
@@ -35,7 +48,9 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
         "select person_id, category, weighted_activities from marts.person_interests"
     )
     with threadpool_limits(limits=1):
-        result = segment_persons(behaviour, interests)
+        result, why = attempt(segment_persons, behaviour, interests)
+    if result is None:
+        result = one_segment(behaviour, interests)
     warehouse.replace_tables(
         {"ml.person_segments": result.assignments, "ml.segment_summary": result.summary}
     )
@@ -50,6 +65,9 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
                 .to_markdown(index=False)
             ),
             "model_selection": dg.MetadataValue.md(result.selection.round(1).to_markdown()),
+            **(
+                {"note": not_evaluated(f"one segment of every active person: {why}")} if why else {}
+            ),
         }
     )
 

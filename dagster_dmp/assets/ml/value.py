@@ -9,8 +9,9 @@ from dagster_dmp.assets.ml.inputs import AS_OF_SQL, ORDERS, PERSON_ORDERS_SQL
 from dagster_dmp.assets.ml.quality import (
     EVAL_COLUMNS,
     Floor,
+    attempt,
+    fits_what_it_can,
     metric_floor_check,
-    too_little_data,
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.value import (
@@ -38,6 +39,15 @@ R2_FLOOR = Floor(
     evidence_metric="customers",
     min_evidence=200,
 )
+EMPTY = {
+    "ml.customer_value": {
+        "person_id": "string",
+        "probability_alive": "float64",
+        "expected_purchases_90d": "float64",
+        "predicted_spend_90d": "float64",
+    },
+    "ml.customer_value_eval": EVAL_COLUMNS,
+}
 
 
 @dg.asset(
@@ -55,27 +65,11 @@ R2_FLOOR = Floor(
         "`ml.customer_value` and `ml.customer_value_eval`."
     ),
 )
+@fits_what_it_can(CUSTOMER_VALUE, EMPTY)
 def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    try:
-        return _customer_value(warehouse)
-    except ModelFitError as error:
-        return too_little_data(
-            warehouse,
-            {
-                "ml.customer_value": {
-                    "person_id": "string",
-                    "probability_alive": "float64",
-                    "expected_purchases_90d": "float64",
-                    "predicted_spend_90d": "float64",
-                },
-                "ml.customer_value_eval": EVAL_COLUMNS,
-            },
-            f"the order history does not support a value model: {error}",
-        )
-
-
-def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
     orders = warehouse.read_frame(PERSON_ORDERS_SQL)
+    if orders.empty:
+        raise ModelFitError("no completed orders of known persons")
     as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
     today = as_of.normalize() + pd.Timedelta(days=1)  # every order of the as-of day counts
     history_days = (today - pd.Timestamp(orders["ordered_at"].min())).days
@@ -96,23 +90,13 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
     fitted = current[current["T"] > 0]
     # Score first-day buyers as observed for one day.
     current["T"] = current["T"].clip(lower=1 / PERIOD_DAYS)
-    try:
-        params = fit_bgnbd(fitted["frequency"], fitted["recency"], fitted["T"])
-        history = current["frequency"], current["recency"], current["T"]
-        expected = expected_purchases(params, VALUE_HORIZON_DAYS / PERIOD_DAYS, *history)
-        alive = probability_alive(params, *history)
-        bgnbd = {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
-        bgnbd_rows = pd.DataFrame(
-            {
-                "model": "bgnbd",
-                "metric": ["r", "alpha", "a", "b", "log_likelihood"],
-                "value": [params.r, params.alpha, params.a, params.b, params.log_likelihood],
-            }
-        )
-    except ModelFitError as error:
+    bgnbd, why = attempt(_bgnbd_columns, fitted, current)
+    if bgnbd is None:
         # A history too short to identify BG/NBD: the spend model stands on its own, the
         # purchase-count columns stay empty and the metadata says why.
-        expected, alive, bgnbd, bgnbd_rows = np.nan, np.nan, {"not fitted": str(error)}, None
+        expected, alive, params, bgnbd_rows = np.nan, np.nan, {"not fitted": why}, None
+    else:
+        expected, alive, params, bgnbd_rows = bgnbd
     value = current.assign(
         probability_alive=alive,
         expected_purchases_90d=expected,
@@ -144,7 +128,7 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "best_spend_model": spend_model.best_model,
             "spend_models_left_out": dg.MetadataValue.json(spend_model.left_out),
             "evaluation_days": evaluation_days,
-            "bgnbd": dg.MetadataValue.json(bgnbd),
+            "bgnbd": dg.MetadataValue.json(params),
             "spend_metrics": dg.MetadataValue.md(
                 spend_model.metrics.pivot(index="model", columns="metric", values="value")
                 .round(3)
@@ -153,8 +137,29 @@ def _customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "predicted_spend_90d_total": dg.MetadataValue.float(
                 float(value["predicted_spend_90d"].sum())
             ),
+            **({"note": f"BG/NBD left out, its two columns are empty: {why}"} if why else {}),
         }
     )
+
+
+def _bgnbd_columns(
+    fitted: pd.DataFrame, current: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, dict[str, float], pd.DataFrame]:
+    """BG/NBD fitted on the buyers observed for a while, applied to everyone: expected
+    purchases, probability alive, the parameters and their eval rows."""
+    params = fit_bgnbd(fitted["frequency"], fitted["recency"], fitted["T"])
+    history = current["frequency"], current["recency"], current["T"]
+    expected = expected_purchases(params, VALUE_HORIZON_DAYS / PERIOD_DAYS, *history)
+    alive = probability_alive(params, *history)
+    rows = pd.DataFrame(
+        {
+            "model": "bgnbd",
+            "metric": ["r", "alpha", "a", "b", "log_likelihood"],
+            "value": [params.r, params.alpha, params.a, params.b, params.log_likelihood],
+        }
+    )
+    shown = {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
+    return expected, alive, shown, rows
 
 
 customer_value_r2_floor = metric_floor_check(CUSTOMER_VALUE, R2_FLOOR)

@@ -104,7 +104,7 @@ def summarise(outcome: RunOutcome, progress: Progress) -> None:
     severe first), and the totals."""
     problems = sorted(outcome.landing_problems, key=lambda p: p.status == LOADED)
     for problem in problems[:_MAX_PROBLEM_LINES]:
-        progress(f"landing file {problem.source_file}: {problem.status}: {problem.reason}")
+        progress(f"landing file {problem.source_file}: {problem.reason}")
     if len(problems) > _MAX_PROBLEM_LINES:
         progress(
             f"... and {len(problems) - _MAX_PROBLEM_LINES} more landing files with problems "
@@ -234,7 +234,7 @@ def _rows_text(asset: str, count: int | None) -> str:
     if table.startswith("quarantine_"):
         return f"{count:,} quarantined"
     if table.startswith("landing_files_"):
-        return f"{count:,} files"
+        return f"{count:,} file{'' if count == 1 else 's'}"
     return f"{table} {count:,}"
 
 

@@ -7,6 +7,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dagster_dmp import settings
+from dagster_dmp.assets.severity import failed_check_severity
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS, Channel
 from ingestion.landing import DAMAGED, EMPTY, UNREADABLE
@@ -87,12 +88,15 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
 
 
 def _files_readable_check(channel: Channel) -> dg.AssetChecksDefinition:
+    ledger, name = dg.AssetKey([RAW_DATASET, channel.files_table]), "landing_files_readable"
+
     @dg.asset_check(
-        asset=dg.AssetKey([RAW_DATASET, channel.files_table]),
-        name="landing_files_readable",
+        asset=ledger,
+        name=name,
         description=(
-            f"Every `{channel.folder}` landing file could be read: an unreadable file fails "
-            "this (ERROR); a damaged file (its readable part loaded) or an empty one warns."
+            f"Every `{channel.folder}` landing file could be read to its end and held data: an "
+            "unreadable, damaged (its readable part loaded) or empty file is named here, a "
+            "warning unless DMP_BLOCKING_CHECKS names this check."
         ),
     )
     def files_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -107,10 +111,8 @@ def _files_readable_check(channel: Channel) -> dg.AssetChecksDefinition:
             counts[status] += 1
         return dg.AssetCheckResult(
             passed=not problems,
-            # Only a file nothing could be read of fails the run's checks; damage is reported.
-            severity=dg.AssetCheckSeverity.ERROR
-            if counts[UNREADABLE]
-            else dg.AssetCheckSeverity.WARN,
+            # Damaged input is reported, not a reason to stop: the rest of the run goes on.
+            severity=failed_check_severity(ledger, name),
             description="; ".join(f"{name}: {reason}" for _, name, reason in problems) or None,
             metadata={f"{status}_files": count for status, count in counts.items()},
         )

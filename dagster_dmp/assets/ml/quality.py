@@ -23,7 +23,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from dagster_dmp import settings
+from dagster_dmp.assets.severity import failed_check_severity
 from dagster_dmp.resources import WarehouseResource
 from ml.frames import ModelFitError
 
@@ -118,12 +118,6 @@ def read_notes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(f"select asset, note from {MODEL_NOTES} order by asset").df()
 
 
-def is_blocking(asset_key: dg.AssetKey, check_name: str) -> bool:
-    """Named in DMP_BLOCKING_CHECKS (by check name or asset:check), or it says `all`."""
-    names = settings.blocking_checks()
-    return bool({"all", check_name, f"{asset_key.to_user_string()}:{check_name}"} & names)
-
-
 def metric_floor_check(asset_key: dg.AssetKey, floor: Floor) -> dg.AssetChecksDefinition:
     """`floor.model`'s `floor.metric` in `floor.table` >= minimum: a WARN when it is not, an
     ERROR (failing `dmp run`) when the check is named in DMP_BLOCKING_CHECKS."""
@@ -164,10 +158,11 @@ def metric_floor_check(asset_key: dg.AssetKey, floor: Floor) -> dg.AssetChecksDe
                 metadata={"value": value, "floor": floor.minimum},
                 description=f"not judged: {abstain}",
             )
-        blocking = is_blocking(asset_key, name)
+        severity = failed_check_severity(asset_key, name)
+        blocking = severity == dg.AssetCheckSeverity.ERROR
         return dg.AssetCheckResult(
             passed=bool(value >= floor.minimum),
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            severity=severity,
             metadata={"value": value, "floor": floor.minimum, "blocking": blocking},
             description=f"{floor.metric} = {value:.4f} (floor {floor.minimum:g})",
         )

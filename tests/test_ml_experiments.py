@@ -8,9 +8,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ml.experiments import CONTRACT_COLUMNS, analyse_experiments, holm, wilson_interval
+from ml.experiments import (
+    CONTRACT_COLUMNS,
+    SINGLE_ARM_NOTE,
+    analyse_experiments,
+    holm,
+    is_control_name,
+    wilson_interval,
+)
 
 HILLSTROM = Path("/work/shared/data/real/hillstrom_email_campaign/hillstrom.csv.gz")
+# (arm, visit lift in points, conversion lift in points, spend per customer over "No E-Mail")
+PUBLISHED_HILLSTROM_LIFTS = [("Mens E-Mail", 7.66, 0.68, 0.77), ("Womens E-Mail", 4.52, 0.31, 0.42)]
 
 REPLICATES, USERS = 400, 2000
 BASE = 0.05
@@ -113,28 +122,29 @@ def test_z_test_and_wilson_agree_with_reference_values():
 
 
 def test_hillstrom_lifts_match_the_published_figures():
+    if not HILLSTROM.is_file():
+        pytest.skip(f"real dataset not found: {HILLSTROM}")
     data = pd.read_csv(HILLSTROM).rename(columns={"segment": "variant"})
     data["campaign_id"] = "hillstrom_2008"
-    lifts = {}
-    for outcome in ("visit", "conversion"):
-        results = analyse_experiments(data, control="No E-Mail", outcome=outcome).results
-        lifts[outcome] = results.set_index("variant")
-    for variant, visit, conversion, spend in [
-        ("Mens E-Mail", 7.66, 0.68, 0.77),
-        ("Womens E-Mail", 4.52, 0.31, 0.42),
-    ]:
-        assert round(100 * lifts["visit"].loc[variant, "lift"], 2) == visit
-        assert round(100 * lifts["conversion"].loc[variant, "lift"], 2) == conversion
-        assert round(lifts["conversion"].loc[variant, "spend_diff"], 2) == spend
-        assert lifts["conversion"].loc[variant, "significant"]
-    control = lifts["conversion"].loc["No E-Mail"]
+    # No control given: "No E-Mail" is found by its name, though "Mens E-Mail" sorts first.
+    analysis = analyse_experiments(data, outcome="conversion", secondary=("visit",))
+    assert analysis.controls == {"hillstrom_2008": "No E-Mail"}
+    rows = analysis.results.set_index("variant")
+    assert rows.loc["No E-Mail", "control_rule"] == "name"
+    for variant, visit, conversion, spend in PUBLISHED_HILLSTROM_LIFTS:
+        assert round(100 * rows.loc[variant, "visit_lift"], 2) == visit
+        assert round(100 * rows.loc[variant, "lift"], 2) == conversion
+        assert round(rows.loc[variant, "spend_diff"], 2) == spend
+        assert rows.loc[variant, "significant"]
+        assert rows.loc[variant, "visit_p_value"] < 1e-6
+    control = rows.loc["No E-Mail"]
     assert control["users"] == 21306 and control["conversions"] == 122
 
     # Welch from group moments equals scipy's on the raw rows.
     mens = data.loc[data["variant"] == "Mens E-Mail", "spend"]
     none = data.loc[data["variant"] == "No E-Mail", "spend"]
     welch = stats.ttest_ind(mens, none, equal_var=False)
-    row = lifts["conversion"].loc["Mens E-Mail"]
+    row = rows.loc["Mens E-Mail"]
     assert row["spend_p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
     interval = welch.confidence_interval()
     assert (row["spend_diff_ci_low"], row["spend_diff_ci_high"]) == pytest.approx(
@@ -145,6 +155,72 @@ def test_hillstrom_lifts_match_the_published_figures():
 def test_default_control_is_the_first_variant():
     result = analyse_experiments(_counts({("c", "B"): (10, 1), ("c", "A"): (10, 2)}), spend=None)
     assert result.controls == {"c": "A"}
+    assert set(result.results["control_rule"]) == {"first variant"}
+
+
+def test_held_out_arm_is_the_control_before_names_and_order():
+    observations = _counts(
+        {
+            ("c", "A"): (100, 9),
+            ("c", "Control"): (100, 8),
+            ("c", "Z mailed late"): (100, 5),
+            ("d", "A"): (100, 9),
+            ("d", "Control"): (100, 8),
+        }
+    )
+    observations["held_out"] = (
+        (observations["campaign_id"] == "c") & (observations["variant"] == "Z mailed late")
+    ).astype(int)
+    results = analyse_experiments(observations, spend=None).results
+    controls = results[results["is_control"]].set_index("campaign_id")
+    assert controls["variant"].to_dict() == {"c": "Z mailed late", "d": "Control"}
+    assert controls["control_rule"].to_dict() == {"c": "held_out", "d": "name"}
+    row = results.set_index(["campaign_id", "variant"]).loc[("c", "A")]
+    assert row["lift"] == pytest.approx(0.04) and row["control_variant"] == "Z mailed late"
+
+
+@pytest.mark.parametrize(
+    ("name", "is_control"),
+    [
+        ("No E-Mail", True),
+        ("no_email", True),
+        ("Control", True),
+        ("control group", True),
+        ("Holdout", True),
+        ("hold-out", True),
+        ("Mens E-Mail", False),
+        ("A", False),
+        ("Noel's Offer", False),
+    ],
+)
+def test_control_names(name, is_control):
+    assert is_control_name(name) is is_control
+
+
+def test_a_single_arm_campaign_keeps_its_rows_with_a_note():
+    observations = _counts({("solo", "A"): (50, 5), ("duo", "A"): (50, 5), ("duo", "B"): (50, 10)})
+    analysis = analyse_experiments(observations, spend=None)
+    assert analysis.controls == {"duo": "A"}
+    rows = analysis.results.set_index(["campaign_id", "variant"])
+    solo = rows.loc[("solo", "A")]
+    assert solo["users"] == 50 and solo["conversion_rate"] == pytest.approx(0.1)
+    assert np.isnan(solo["lift"]) and np.isnan(solo["p_value"]) and not solo["significant"]
+    assert solo["note"] == SINGLE_ARM_NOTE
+    assert rows.loc[("duo", "B"), "lift"] == pytest.approx(0.1)
+    assert rows["note"].loc["duo"].isna().all()
+
+
+def test_secondary_outcomes_are_compared_like_the_main_one():
+    observations = _counts({("c", "A"): (1000, 50), ("c", "B"): (1200, 84)})
+    observations["visit"] = observations["converted"]
+    results = analyse_experiments(observations, spend=None, secondary=("visit",)).results
+    for main, extra in [("conversion_rate", "visit_rate"), ("lift", "visit_lift")]:
+        assert results[extra].to_numpy() == pytest.approx(results[main].to_numpy())
+    b = results.iloc[1]
+    assert b["visit_p_value"] == pytest.approx(b["p_value"])
+    assert (b["visit_lift_ci_low"], b["visit_lift_ci_high"]) == pytest.approx(
+        (b["lift_ci_low"], b["lift_ci_high"])
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,7 +229,7 @@ def test_default_control_is_the_first_variant():
         (lambda o: o.drop(columns="converted"), "lack the column"),
         (lambda o: o.assign(converted=o["converted"].replace(1, 2)), "must be 0/1; row"),
         (lambda o: o.assign(variant=o["variant"].where(o.index > 0)), "missing variant in row 0"),
-        (lambda o: o[o["variant"] == "A"], "single variant"),
+        (lambda o: o.assign(held_out=2), "'held_out' must be 0/1; row 0"),
     ],
 )
 def test_bad_observations_are_a_clear_error(change, message):

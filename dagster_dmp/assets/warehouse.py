@@ -55,6 +55,10 @@ def warehouse_models(
     # dbt's unit tests check the SQL, not the data: they run where the SQL changes (`dbt build`
     # in dbt_project/, the test suite), not in every production build.
     command = ["build", "--exclude-resource-type", "unit_test"]
+    # A selection of models (`dmp run --select ...`) runs the tests whose every parent is
+    # selected: dbt's default (eager) also ran relationship tests against models this run
+    # never built. dagster-dbt reads the setting from the environment.
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
     if config.full_refresh:
         command.append("--full-refresh")
     invocation = dbt.cli(command, context=context, raise_on_error=False)

@@ -83,51 +83,94 @@ PRODUCTS_SQL = "select product_id, category, brand from staging.stg_shop__produc
 
 PERSONS_SQL = "select person_id from marts.person_profiles order by person_id"
 
-# One row per person who received an e-mail campaign variant: converted when they placed an
-# order carrying the campaign's tag (coupon / newsletter link) at or after the send, whatever
-# became of it (a later cancellation or refund does not undo the response the test measures);
-# spend is those orders' completed revenue. A person in two variants keeps the first.
-EXPERIMENT_OBSERVATIONS_SQL = """
-    with sends as (
+# One row per person assigned to an arm of a campaign: a variant sent to them, or held out
+# (touch_type 'holdout' / 'control': in the test, not mailed; the importers write Hillstrom's
+# "No E-Mail" arm so). An arm without a variant name is named by its touch type ('sent' for
+# a campaign that tested nothing, e.g. bank-marketing's calls: one arm, read out alone).
+# held_out marks the untreated arm, which the analysis takes as the control. Outcomes count
+# from the person's first touch for RESPONSE_WINDOW_DAYS: converted when they placed an order
+# carrying the campaign's tag (coupon / newsletter link; a held-out person's order carries
+# it when the test's read-out tagged it, as Hillstrom's does), whatever became of it (a later
+# cancellation or refund does not undo the response the test measures); spend is those
+# orders' completed revenue; visit when they had a non-bot web or app event (no tag needed:
+# the visit is the outcome whether or not it came through the e-mail). A person touched in
+# two arms keeps the first touch's arm (ties: the first by name).
+RESPONSE_WINDOW_DAYS = 14
+HELD_OUT_TOUCH_TYPES = ("holdout", "hold_out", "held_out", "control")
+_HELD_OUT_LIST = ", ".join(f"'{touch_type}'" for touch_type in HELD_OUT_TOUCH_TYPES)
+EXPERIMENT_OBSERVATIONS_SQL = f"""
+    with touches as (
         select
             touches.campaign_id,
             customers.person_id,
-            min(touches.variant) as variant,
-            min(touches.touched_at) as first_sent_at
+            coalesce(touches.variant, touches.touch_type) as variant,
+            touches.touch_type in ({_HELD_OUT_LIST}) as held_out,
+            touches.touched_at
         from staging.stg_marketing__campaign_touches as touches
         inner join intermediate.int_identifiers_stitched as customers
             on customers.identifier_type = 'customer_id'
             and touches.customer_id = customers.identifier_value
-        where touches.touch_type = 'sent'
-            and touches.variant is not null
-            and touches.touched_at is not null
-        group by 1, 2
+        where touches.touched_at is not null
+            and touches.touch_type in ('sent', {_HELD_OUT_LIST})
+    ),
+
+    assigned as (
+        select
+            campaign_id,
+            person_id,
+            variant,
+            held_out,
+            touched_at as first_touched_at,
+            touched_at + interval {RESPONSE_WINDOW_DAYS} day as window_ends_at
+        from touches
+        qualify row_number() over (
+            partition by campaign_id, person_id order by touched_at, variant
+        ) = 1
     ),
 
     tagged_orders as (
         select
-            sends.campaign_id,
-            sends.person_id,
+            assigned.campaign_id,
+            assigned.person_id,
             count(*) as orders,
             sum(orders.revenue) as spend
-        from sends
+        from assigned
         inner join intermediate.int_orders_aggregated as orders
-            on orders.person_id = sends.person_id
-            and orders.campaign_id = sends.campaign_id
-            and orders.order_at >= sends.first_sent_at
+            on orders.person_id = assigned.person_id
+            and orders.campaign_id = assigned.campaign_id
+            and orders.order_at >= assigned.first_touched_at
+            and orders.order_at < assigned.window_ends_at
         group by 1, 2
+    ),
+
+    visits as (
+        select distinct
+            assigned.campaign_id,
+            assigned.person_id
+        from assigned
+        inner join intermediate.int_activities_attributed as activities
+            on activities.person_id = assigned.person_id
+            and activities.activity_at >= assigned.first_touched_at
+            and activities.activity_at < assigned.window_ends_at
+        where activities.activity_kind = 'event'
+            and not activities.is_bot
     )
 
     select
-        sends.campaign_id,
-        sends.variant,
-        sends.person_id,
+        assigned.campaign_id,
+        assigned.variant,
+        assigned.person_id,
+        assigned.held_out,
         case when tagged_orders.orders > 0 then 1 else 0 end as converted,
-        coalesce(tagged_orders.spend, 0) as spend
-    from sends
+        coalesce(tagged_orders.spend, 0) as spend,
+        case when visits.person_id is not null then 1 else 0 end as visit
+    from assigned
     left join tagged_orders
-        on sends.campaign_id = tagged_orders.campaign_id
-        and sends.person_id = tagged_orders.person_id
+        on assigned.campaign_id = tagged_orders.campaign_id
+        and assigned.person_id = tagged_orders.person_id
+    left join visits
+        on assigned.campaign_id = visits.campaign_id
+        and assigned.person_id = visits.person_id
 """
 
 # Campaign history per segment x channel x ISO week: conversions and revenue of orders

@@ -102,13 +102,20 @@ def run_assets(
 def summarise(outcome: RunOutcome, progress: Progress) -> None:
     """The landing files with problems and the checks that did not pass, one line each (most
     severe first), and the totals."""
-    problems = sorted(outcome.landing_problems, key=lambda p: p.status == LOADED)
-    for problem in problems[:_MAX_PROBLEM_LINES]:
+    files = [p for p in outcome.landing_problems if p.status != LOADED or p.unexpected_columns]
+    for problem in files[:_MAX_PROBLEM_LINES]:
         progress(f"landing file {problem.source_file}: {problem.reason}")
-    if len(problems) > _MAX_PROBLEM_LINES:
+    if len(files) > _MAX_PROBLEM_LINES:
         progress(
-            f"... and {len(problems) - _MAX_PROBLEM_LINES} more landing files with problems "
+            f"... and {len(files) - _MAX_PROBLEM_LINES} more landing files with problems "
             "(raw.landing_files_* and the report list them all)"
+        )
+    rejected = [p for p in outcome.landing_problems if p.rejected_lines]
+    if rejected:
+        lines = sum(p.rejected_lines for p in rejected)
+        progress(
+            f"{lines:,} lines of {len(rejected)} landing files rejected to quarantine "
+            "(raw.quarantine_*; the report counts them by reason)"
         )
     errors = outcome.failed_checks(dg.AssetCheckSeverity.ERROR)
     warned = outcome.failed_checks(dg.AssetCheckSeverity.WARN)

@@ -46,11 +46,12 @@ def free_port() -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the session's pipeline run share one worker under xdist: built once, not per
-    worker."""
+    """Under xdist, the tests on the session's pipeline run share one worker, and the tests of
+    a module another: each warehouse a fixture builds is built once, not once per worker."""
     for item in items:
-        if "pipeline_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("pipeline_run"))
+        uses_pipeline = "pipeline_run" in getattr(item, "fixturenames", ())
+        group = "pipeline_run" if uses_pipeline else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

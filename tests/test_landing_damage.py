@@ -6,10 +6,14 @@ import json
 import zlib
 from pathlib import Path
 
+import dagster as dg
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dagster_dmp.assets.reports import marketing_report
+from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS
 from ingestion.landing import read_channel
 from ingestion.ledger import landing_problems
@@ -295,3 +299,33 @@ def test_landing_problems_lists_every_problem_file(tmp_path):
     bad = problems[-1]
     assert (bad.rejected_lines, bad.unexpected_columns) == (1, "stray")
     assert "1 rejected line" in bad.reason and "undeclared columns not loaded: stray" in bad.reason
+
+
+def test_the_report_lists_the_landing_files_with_problems(pipeline_run, tmp_path):
+    """A damaged and an empty file in the ledger: the report names both, with the reason."""
+    copy = tmp_path / "dmp.duckdb"
+    copy.write_bytes(pipeline_run.duckdb_path.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            "insert into raw.landing_files_web_events by name "
+            "select * replace ('web_events/late.jsonl.gz' as source_file, 'damaged' as status, "
+            "'file damaged after line 41: zlib.error: invalid stored block lengths' as reason) "
+            "from raw.landing_files_web_events limit 1"
+        )
+        con.execute(
+            "insert into raw.landing_files_orders by name "
+            "select * replace ('orders/none.parquet' as source_file, 'empty' as status, "
+            "'empty file: 0 bytes' as reason) from raw.landing_files_orders limit 1"
+        )
+    warehouse = WarehouseResource(
+        duckdb_path=str(copy),
+        landing_dir=str(pipeline_run.landing),
+        reports_dir=str(tmp_path / "reports"),
+        privacy_dir=str(tmp_path / "privacy"),
+    )
+    assert dg.materialize([marketing_report], resources={"warehouse": warehouse}).success
+    listed = pd.read_csv(tmp_path / "reports" / "landing_problems.csv")
+    assert set(listed["file"]) == {"web_events/late.jsonl.gz", "orders/none.parquet"}
+    damaged = listed.set_index("file").loc["web_events/late.jsonl.gz"]
+    assert damaged["status"] == "damaged" and "after line 41" in damaged["reason"]
+    assert 'id="landing_problems"' in (tmp_path / "reports" / "index.html").read_text()

@@ -21,6 +21,8 @@ from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
 from dagster_dmp.assets.ml.value import CUSTOMER_VALUE
 from dagster_dmp.resources import WarehouseResource, markdown_figures
 from ingestion.channels import CHANNELS
+from ingestion.landing import DAMAGED, EMPTY, LOADED, UNREADABLE
+from ingestion.ledger import landing_problems
 from ingestion.pipeline import RAW_DATASET
 from reports import figures
 from reports.changes import describe_changes, load_headline, save_headline
@@ -300,7 +302,11 @@ def marketing_report(
             f"""
             select
                 channel,
-                regexp_replace(problem, '(implausible value|not a [A-Z]+:|unreadable file:) .*', '\\1')
+                regexp_replace(
+                    problem,
+                    '(implausible value|not a [A-Z]+:|unreadable file:|file damaged after line) .*',
+                    '\\1'
+                )
                     as reason,
                 count(*) as records
             from ({problems})
@@ -333,7 +339,9 @@ def marketing_report(
         files = con.sql(
             " union all ".join(
                 f"select channel, count(*) as files, "
-                f"count(*) filter (where status = 'unreadable') as unreadable_files, "
+                f"count(*) filter (where status = '{UNREADABLE}') as unreadable_files, "
+                f"count(*) filter (where status = '{DAMAGED}') as damaged_files, "
+                f"count(*) filter (where status = '{EMPTY}') as empty_files, "
                 f"sum(lines) as lines, sum(loaded_lines) as loaded_lines, "
                 f"sum(duplicate_lines) as duplicate_lines, sum(rejected_lines) as rejected_lines, "
                 f"string_agg(distinct unexpected_columns, ', ') as unexpected_columns "
@@ -342,6 +350,20 @@ def marketing_report(
             )
             + " order by channel"
         ).df()
+        damaged = pd.DataFrame(
+            [
+                {
+                    "file": problem.source_file,
+                    "status": problem.status,
+                    "lines": problem.lines,
+                    "loaded_lines": problem.loaded_lines,
+                    "reason": problem.reason,
+                }
+                for problem in landing_problems(con)
+                if problem.status != LOADED or problem.unexpected_columns
+            ],
+            columns=["file", "status", "lines", "loaded_lines", "reason"],
+        )
     latest_reach = reach_history[reach_history["as_of_date"] == reach_history["as_of_date"].max()]
     currencies = campaigns["currency"].dropna().unique()
     currency = currencies[0] if len(currencies) == 1 else "currency units"
@@ -471,9 +493,19 @@ def marketing_report(
             "landing_files",
             "Landing files",
             "Files read per channel: lines read, loaded, dropped as a repeat of a record "
-            "already read (re-sends), rejected to quarantine; unreadable files; columns the "
-            "channel schema does not declare (kept, not dropped).",
+            "already read (re-sends), rejected to quarantine; unreadable, damaged (read up to "
+            "the damage) and empty files; columns the channel schema does not declare (not "
+            "loaded).",
             files,
+        ),
+        *_with_data(
+            "landing_problems",
+            "Landing files with problems",
+            "Each file that could not be read to its end, held no data, or carried columns its "
+            "channel does not declare: what was loaded of it and why the rest was not. The "
+            "other files of its channel loaded as usual.",
+            damaged,
+            lambda table: None,
         ),
         Section(
             "data_quality",

@@ -187,6 +187,7 @@ class _StepLines(logging.Handler):
         self.rows: dict[str, dict[str, int | None]] = defaultdict(dict)
         self.checks: dict[str, list[bool]] = defaultdict(list)
         self.failures: dict[str, str] = {}
+        self.notes: dict[str, str] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_meta", {}).get("dagster_event")
@@ -201,6 +202,9 @@ class _StepLines(logging.Handler):
             self.rows[step][materialization.asset_key.to_user_string()] = (
                 None if count is None else int(count.value)
             )
+            note = materialization.metadata.get("note")  # e.g. "not evaluated: <why>"
+            if note is not None:
+                self.notes[step] = _first_line(str(note.value))
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             self.checks[step].append(evaluation.passed)
@@ -230,6 +234,8 @@ class _StepLines(logging.Handler):
         checks = self.checks.get(step, [])
         if checks:
             parts.append(f"{checks.count(True)}/{len(checks)} checks passed")
+        if step in self.notes:
+            parts.append(self.notes[step])
         return "; ".join(parts)
 
 

@@ -45,15 +45,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist, the tests on the session's pipeline run share one worker, and the tests of
-    a module another: each warehouse a fixture builds is built once, not once per worker."""
-    for item in items:
-        uses_pipeline = "pipeline_run" in getattr(item, "fixturenames", ())
-        group = "pipeline_run" if uses_pipeline else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def small_landing(tmp_path_factory) -> Path:
     from datagen import generate

@@ -95,3 +95,25 @@ def test_collect_without_write_keys_refuses_to_start(tmp_path):
     assert completed.returncode == 1
     assert "DMP_WRITE_KEYS" in completed.stderr
     assert completed.stderr.count("error") == 1
+
+
+def test_a_run_on_an_empty_landing_zone_builds_every_asset_and_exits_0(tmp_path):
+    """No data at all is a shape of data too: every asset materialises (empty, with notes)."""
+    (tmp_path / "landing").mkdir()
+    env = {
+        **os.environ,
+        "DMP_LANDING_DIR": str(tmp_path / "landing"),
+        "DMP_DUCKDB_PATH": str(tmp_path / "dmp.duckdb"),
+        "DMP_REPORTS_DIR": str(tmp_path / "reports"),
+        "DMP_EXPORTS_DIR": str(tmp_path / "exports"),
+        "DMP_PRIVACY_DIR": str(tmp_path / "privacy"),
+    }
+    env.pop("DAGSTER_HOME", None)
+    completed = subprocess.run(
+        [str(DMP), "run"], capture_output=True, text=True, check=False, env=env
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "FAILED" not in completed.stderr and "skipped" not in completed.stderr
+    assert (tmp_path / "reports" / "index.html").exists()
+    with duckdb.connect(str(tmp_path / "dmp.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from marts.person_profiles").fetchone() == (0,)

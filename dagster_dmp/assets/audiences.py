@@ -134,7 +134,8 @@ def audience_members(
         ).fetchone()
         con.execute(f"delete from {REACH_TABLE} where as_of_date = ?", [as_of])
         computed_at = datetime.now(UTC).replace(tzinfo=None)
-        for name in compiled:
+        # A warehouse without profiles has no data day to record a reach for.
+        for name in compiled if as_of is not None else ():
             con.execute(
                 f"insert into {REACH_TABLE} "
                 f"select ?, ?, (select count(*) from {MEMBERS_TABLE} where audience = ?), ?, ?",

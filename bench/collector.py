@@ -323,16 +323,16 @@ def _markdown(result: dict) -> str:
             ),
             (
                 "- Where the CPU goes (py-spy): nearly all of it is the group commit's one "
-                "`read_channel` call per group (~45 ms of CPU whatever the group's size, a "
-                "quarter of it `duckdb.connect()`/`close()`), so throughput grows with the "
+                "`read_channel` call per group (~30 ms of CPU whatever the group's size, in a "
+                "DuckDB connection the committer keeps), so throughput grows with the "
                 "group size, i.e. with the number of concurrent clients; the event loop costs "
                 "~0.3-0.5 ms per single-event request."
             ),
             (
                 "- With few clients the bound is latency, not CPU (Little's law): a request "
                 "waits for the commit under way and then for its own, so a closed loop of C "
-                "clients gets about C / (2 x commit time) requests/s; 64 clients cannot reach "
-                "1,000/s while a commit takes ~50 ms or more, 256 can. A web collector's "
+                "clients gets about C / (2 x commit time) requests/s: more clients, larger "
+                "groups, more requests per commit. A web collector's "
                 "clients are many browsers with one request each in flight, which the 256-client "
                 "run models better."
             ),

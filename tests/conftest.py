@@ -45,6 +45,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Test modules on the session's pipeline run (by their text: fixtures are not known before
+# the workers collect).
+_PIPELINE_MODULES = {
+    f"tests/{path.name}"
+    for path in Path(__file__).parent.glob("test_*.py")
+    if "pipeline_run" in path.read_text()
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under xdist, a module's tests run on one worker (its fixtures are built once), and so do
+    all the modules on the session's pipeline run (built once, not once per worker)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndPipelineRun(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "pipeline_run" if module in _PIPELINE_MODULES else module
+
+    return ModulesAndPipelineRun(config, log)
+
+
 @pytest.fixture(scope="session")
 def small_landing(tmp_path_factory) -> Path:
     from datagen import generate

@@ -2,7 +2,6 @@
 the real reader, and the real dlt pipeline into a real DuckDB file."""
 
 import gzip
-import json
 import zlib
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from test_ingestion import _event
 
 from dagster_dmp.assets.reports import marketing_report
 from dagster_dmp.resources import WarehouseResource
@@ -23,18 +23,6 @@ WEB = CHANNELS["web_events"]
 CRM = CHANNELS["crm_customers"]
 TOUCHES = CHANNELS["campaign_touches"]
 ORDERS = CHANNELS["orders"]
-
-
-def _event(event_id: str, **fields) -> str:
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "event_type": "page_view",
-            "event_time": "2026-09-03T10:00:00Z",
-            "anonymous_id": "anon-test",
-            **fields,
-        }
-    )
 
 
 def _events(prefix: str, count: int) -> list[str]:

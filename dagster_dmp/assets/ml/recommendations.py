@@ -112,12 +112,7 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(lists),
-            "preview": markdown_preview(lists.sort_values(["person_id", "rank"])),
-            "persons": int(lists["person_id"].nunique()),
-            "holdout_days": holdout_days,
-            "test_pairs": test_pairs,
-            "hybrid_weights": dg.MetadataValue.json(weights),
+            **_lists_metadata(lists, holdout_days, test_pairs, weights),
             "ndcg_at_10": dg.MetadataValue.md(ndcg.round(4).to_frame("ndcg@10").to_markdown()),
             "evaluation": dg.MetadataValue.md(
                 evaluation[evaluation["k"] == TOP_N]
@@ -141,17 +136,26 @@ def _without_evaluation(
         {"model": ["hybrid"], "metric": ["test_pairs"], "k": [TOP_N], "value": [float(test_pairs)]}
     )
     warehouse.replace_tables({"ml.recommendations": lists, "ml.recommendation_eval": evidence})
+    weights = lists.attrs.get("hybrid_weights", {})
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(lists),
-            "preview": markdown_preview(lists.sort_values(["person_id", "rank"])),
-            "persons": int(lists["person_id"].nunique()),
-            "holdout_days": holdout_days,
-            "test_pairs": test_pairs,
-            "hybrid_weights": dg.MetadataValue.json(lists.attrs.get("hybrid_weights", {})),
+            **_lists_metadata(lists, holdout_days, test_pairs, weights),
             "note": not_evaluated(why),
         }
     )
+
+
+def _lists_metadata(
+    lists: pd.DataFrame, holdout_days: float, test_pairs: int, weights: dict
+) -> dict[str, object]:
+    return {
+        "dagster/row_count": len(lists),
+        "preview": markdown_preview(lists.sort_values(["person_id", "rank"])),
+        "persons": int(lists["person_id"].nunique()),
+        "holdout_days": holdout_days,
+        "test_pairs": test_pairs,
+        "hybrid_weights": dg.MetadataValue.json(weights),
+    }
 
 
 recommendation_lift_floor = metric_floor_check(RECOMMENDATIONS, LIFT_FLOOR)

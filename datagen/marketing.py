@@ -14,11 +14,17 @@ from datagen.strings import hex_ids, lookup, take
 from datagen.timestamps import DAY_MS, EPOCH_MS_STRING, ISO_UTC, NAIVE_UTC, format_times
 from datagen.visits import EmailTouches, Visits
 
-DISPLAY_CTR = 0.03
+DISPLAY_CTR = 0.03  # of the impressions in our touch log (browsers matched to our cookie)
+# Share of display impressions the network can match to our cookie (cookie sync): the report
+# counts every impression served, the touch log only the matched ones, so the reported CTR is
+# a realistic ~0.1-0.2%.
+DISPLAY_MATCH_RATE = 0.04
 UNTRACKED_CLICK_SHARE = 0.06  # ad clicks that never show up as a tracked visit (bounce, blockers)
-SEARCH_CTR, SOCIAL_CTR = (0.03, 0.07), (0.008, 0.015)
-SEARCH_CPC, SOCIAL_CPM, DISPLAY_CPM = (0.45, 1.1), (5.0, 9.0), (2.0, 3.5)
-EMAIL_COST_PER_SEND = 0.0015
+SEARCH_CTR, SOCIAL_CTR = (0.03, 0.07), (0.006, 0.012)
+# How each channel is bought (EUR): search per click, social and display per 1,000
+# impressions, e-mail per message sent (the e-mail service's price).
+SEARCH_CPC, SOCIAL_CPM, DISPLAY_CPM = (0.8, 2.0), (6.0, 10.0), (4.0, 9.0)
+EMAIL_COST_PER_SEND = 0.003
 
 
 def _touch_table(
@@ -152,7 +158,8 @@ def ad_stats_tables(
         clicks = tracked + rng.binomial(tracked, UNTRACKED_CLICK_SHARE)
         if campaign.channel == "display":
             shown_day = (impressions[index][1] - period.start_ms) // DAY_MS
-            impressions_per_day = np.bincount(shown_day, minlength=period.days)[days]
+            matched = np.bincount(shown_day, minlength=period.days)[days]
+            impressions_per_day = np.round(matched / DISPLAY_MATCH_RATE).astype(np.int64)
             cost = impressions_per_day / 1000 * rng.uniform(*DISPLAY_CPM, len(days))
         else:
             ctr = rng.uniform(

@@ -560,3 +560,47 @@ def audience_reach(reach: pd.DataFrame) -> p9.ggplot:
         )
     top = max(int(data["members"].max()), 1) * 1.08
     return plot + p9.scale_y_continuous(labels=_thousands, limits=(0, top)) + _theme(9, 4)
+
+
+def propensity_reliability(calibration: pd.DataFrame, evaluation: pd.DataFrame) -> p9.ggplot:
+    """Reliability curve: mean predicted probability against the observed buyer rate per bin of
+    the holdout, one line per model, the diagonal where a calibrated model lies; the Brier score
+    and ECE of each model in the caption. `evaluation` is ml.propensity_eval (model, metric,
+    value); a model without them is captioned without numbers."""
+    scores = evaluation.pivot_table(index="model", columns="metric", values="value")
+    best = evaluation.loc[evaluation["model"] == "best"].set_index("metric")["value"]
+
+    def label(model: str) -> str:
+        if model not in scores.index or not {"brier", "ece"} <= set(scores.columns):
+            return model
+        brier, ece = scores.loc[model, "brier"], scores.loc[model, "ece"]
+        return f"{model} (Brier {brier:.3f}, ECE {ece:.3f})"
+
+    data = calibration.assign(model=calibration["model"].map(label))
+    top = float(max(data["mean_predicted"].max(), data["observed_rate"].max(), 0.05)) * 1.05
+    title = "Propensity reliability (holdout)"
+    if {"brier", "ece"} <= set(best.index):
+        title += f": Brier {best['brier']:.3f}, ECE {best['ece']:.3f}"
+    return (
+        p9.ggplot(data, p9.aes("mean_predicted", "observed_rate", colour="model"))
+        + p9.geom_abline(intercept=0, slope=1, linetype="dashed", colour="#999999")
+        + p9.geom_line()
+        + p9.geom_point(p9.aes(size="persons"), show_legend={"size": False})
+        + p9.scale_x_continuous(labels=_percent, limits=(0, top))
+        + p9.scale_y_continuous(labels=_percent, limits=(0, top))
+        + p9.scale_size_area(max_size=4)
+        + p9.coord_equal()
+        + p9.labs(
+            title=title,
+            x="Mean predicted probability (deciles of each model's scores)",
+            y="Observed buyer rate",
+            colour="",
+            caption="Title: the scoring model. Point area = persons; ECE over 10 equal-width bins.",
+        )
+        + _theme(width=8, height=6.5)
+        + p9.guides(colour=p9.guide_legend(ncol=1))
+    )
+
+
+def _percent(values) -> list[str]:
+    return [f"{value:.0%}" for value in values]

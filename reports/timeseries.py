@@ -58,3 +58,25 @@ def weekly_pattern(decomposition: pd.DataFrame) -> pd.DataFrame:
     mean_trend = decomposition["trend"].mean()
     effects["seasonal_pct"] = effects["seasonal"] / mean_trend * 100 if mean_trend > 0 else np.nan
     return effects
+
+
+PARTIAL_DAY_SLACK_MINUTES = 60
+
+
+def partial_last_day(last_activity: pd.Series) -> object | None:
+    """The last day when it is partial, else None.
+
+    `last_activity` holds each day's latest activity timestamp (any index). The last day is
+    partial when its latest activity comes more than PARTIAL_DAY_SLACK_MINUTES earlier in the
+    day than on a typical day (the median over the other days): the data stops mid-day, so
+    drawing it would show a drop that is not there. A shop whose days always end at 18:00 is
+    not cut; a single day is never partial (nothing to compare with).
+    """
+    times = pd.to_datetime(last_activity.dropna()).sort_values()
+    if len(times) < 2:
+        return None
+    minute_of_day = times.dt.hour * 60 + times.dt.minute + times.dt.second / 60
+    typical = minute_of_day.iloc[:-1].median()
+    if minute_of_day.iloc[-1] < typical - PARTIAL_DAY_SLACK_MINUTES:
+        return times.iloc[-1].date()
+    return None

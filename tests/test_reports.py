@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from reports.changes import HEADLINE_FILE, describe_changes, load_headline, save_headline
-from reports.timeseries import DAYS_OF_WEEK, decompose_weekly, weekly_pattern
+from reports.timeseries import DAYS_OF_WEEK, decompose_weekly, partial_last_day, weekly_pattern
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLANTED_WEEK = [10.0, -5.0, -20.0, 0.0, 5.0, 40.0, -30.0]  # Monday first, sums to 0
@@ -99,6 +99,17 @@ def _headline(**changes) -> dict:
         "best_campaign": {"campaign": "Spring Search", "roi": 2.5},
     }
     return headline | changes
+
+
+def test_a_last_day_that_stops_early_is_partial_and_a_usual_day_is_not():
+    full_days = pd.Series(pd.to_datetime(["2026-03-01 23:58", "2026-03-02 23:50"]))
+    stopped = pd.concat([full_days, pd.Series(pd.to_datetime(["2026-03-03 00:09"]))])
+    assert partial_last_day(stopped) == pd.Timestamp("2026-03-03").date()
+    assert partial_last_day(full_days) is None
+    # A shop whose days always end around 18:00 keeps its last day.
+    shop = pd.Series(pd.to_datetime(["2026-03-01 18:02", "2026-03-02 17:55", "2026-03-03 17:40"]))
+    assert partial_last_day(shop) is None
+    assert partial_last_day(pd.Series(pd.to_datetime(["2026-03-03 00:09"]))) is None
 
 
 def test_first_run_says_it_is_the_first():
@@ -190,6 +201,44 @@ def test_every_section_has_its_figure_and_table(pipeline_run):
     for slug in sections:
         assert len(pd.read_csv(folder / f"{slug}.csv")) > 0, slug
     assert not list(folder.glob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_campaign_kpis_lie_in_their_possible_range(pipeline_run):
+    """Every KPI of the report's campaign table can be what it claims: rates in [0, 1],
+    costs and cost ratios >= 0, conversions split without remainder, ROI = ROAS - 1 >= -1."""
+    campaigns = pd.read_csv(pipeline_run.reports / "campaigns.csv")
+    assert len(campaigns) > 0
+    for rate in ("ctr", "conversion_rate"):
+        values = campaigns[rate].dropna()
+        assert len(values) > 0 and values.between(0, 1).all(), campaigns[["campaign_id", rate]]
+    for column in (
+        "impressions",
+        "clicks",
+        "cost",
+        "conversions",
+        "revenue",
+        "cpc",
+        "cpm",
+        "cpa",
+        "roas",
+    ):
+        assert (campaigns[column].dropna() >= 0).all(), campaigns[["campaign_id", column]]
+    assert (campaigns["converted_clicks"] <= campaigns["clicks"]).all()
+    assert (
+        campaigns["click_through_conversions"] + campaigns["view_through_conversions"]
+        == campaigns["conversions"]
+    ).all()
+    priced = campaigns.dropna(subset=["roi"])
+    assert len(priced) > 0 and (priced["roi"] >= -1).all()
+    assert np.allclose(priced["roi"], priced["roas"] - 1)
+    text = " ".join(_parse(pipeline_run.reports / "index.html").text)
+    for definition in (
+        "CTR = clicks / impressions",
+        "conversion rate = converted clicks / clicks",
+        "CPA = cost / conversions",
+        "ROAS = revenue / cost",
+    ):
+        assert definition in text
 
 
 def test_first_report_says_so_and_keeps_its_headline(pipeline_run):

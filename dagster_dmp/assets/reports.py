@@ -26,14 +26,20 @@ from ingestion.ledger import landing_problems
 from ingestion.pipeline import RAW_DATASET
 from reports import figures
 from reports.changes import describe_changes, load_headline, save_headline
-from reports.timeseries import DAYS_OF_WEEK, MIN_DAYS, decompose_weekly, weekly_pattern
+from reports.timeseries import (
+    DAYS_OF_WEEK,
+    MIN_DAYS,
+    decompose_weekly,
+    partial_last_day,
+    weekly_pattern,
+)
 from reports.writer import Section, write_report
 
 QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
 FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
 DAILY_ACTIVITY = dg.AssetKey(["marts", "daily_activity"])
 CHANNEL_FUNNEL = dg.AssetKey(["marts", "channel_funnel"])
-CAMPAIGN_PERFORMANCE = dg.AssetKey(["marts", "campaign_performance"])
+CAMPAIGN_PERFORMANCE_TOTALS = dg.AssetKey(["marts", "campaign_performance_totals"])
 INTEREST_MIX_CATEGORIES = 10  # the rest is "other"
 
 
@@ -79,25 +85,51 @@ def _headline(
     }
 
 
-def _activity_sections(daily: pd.DataFrame) -> list[Section]:
+def _activity_sections(daily: pd.DataFrame, partial_day: Any = None) -> list[Section]:
     """Activity by channel, then the all-channel series split into trend and weekly rhythm
-    (events; orders when the data has no events, as in a shop export)."""
+    (events; orders when the data has no events, as in a shop export).
+
+    A partial last day (reports.timeseries.partial_last_day) stays in the tables but not in
+    the figures, where it would look like a drop."""
+    shown = daily
+    note = ""
+    if partial_day is not None:
+        shown = daily[pd.to_datetime(daily["activity_date"]).dt.date != partial_day]
+        note = (
+            f" The last day, {partial_day.isoformat()}, is partial (its data stops early in "
+            "the day): the figures, the trend and the weekly rhythm leave it out; the table "
+            "keeps its count."
+        )
     sections = [
         Section(
             "activity",
             "Activity by channel",
-            "Events per day and channel (bots excluded).",
+            "Events per day and channel (bots excluded)." + note,
             daily,
-            figures.activity_trend(daily),
+            figures.activity_trend(shown),
         )
     ]
     measure = "events" if daily["events"].sum() > 0 else "orders"
     per_day = daily.groupby("activity_date")[measure].sum()
-    days = pd.to_datetime(per_day.index)
-    if per_day.sum() == 0 or (days.max() - days.min()).days + 1 < MIN_DAYS:
+    # The trend and weekly rhythm come from the whole days only; a partial last day keeps
+    # its observed count in the table (no trend), so the table still adds up.
+    is_partial = pd.to_datetime(per_day.index).date == partial_day
+    whole_days = per_day[~is_partial]
+    days = pd.to_datetime(whole_days.index)
+    if whole_days.sum() == 0 or (days.max() - days.min()).days + 1 < MIN_DAYS:
         return sections
-    decomposition = decompose_weekly(per_day)
-    pattern = weekly_pattern(decomposition)
+    drawn = decompose_weekly(whole_days)
+    pattern = weekly_pattern(drawn)
+    partial = per_day[is_partial]
+    partial_dates = pd.to_datetime(partial.index)
+    partial_rows = pd.DataFrame(
+        {
+            "date": partial_dates.date,
+            "day_of_week": [DAYS_OF_WEEK[day] for day in partial_dates.dayofweek],
+            "observed": partial.to_numpy(dtype=float),
+        }
+    )
+    decomposition = pd.concat([drawn, partial_rows], ignore_index=True) if len(partial) else drawn
     day_names = dict(zip(DAYS_OF_WEEK, calendar.day_name, strict=True))
     busiest = day_names[pattern.loc[pattern["seasonal"].idxmax(), "day_of_week"]]
     quietest = day_names[pattern.loc[pattern["seasonal"].idxmin(), "day_of_week"]]
@@ -109,9 +141,9 @@ def _activity_sections(daily: pd.DataFrame) -> list[Section]:
             f"Daily {measure} of every channel together (bots excluded; a day without any "
             "counts as 0), with the trend: the centred 7-day moving average, which removes "
             "the weekly rhythm (unknown for the first and last 3 days). The table also has the "
-            "weekly component and the residual (observed = trend + weekly + residual).",
+            "weekly component and the residual (observed = trend + weekly + residual)." + note,
             decomposition,
-            figures.activity_decomposition(decomposition, measure),
+            figures.activity_decomposition(drawn, measure),
         ),
         Section(
             "weekly_pattern",
@@ -151,7 +183,7 @@ def _with_data(
         LOOKALIKES,
         DAILY_ACTIVITY,
         CHANNEL_FUNNEL,
-        CAMPAIGN_PERFORMANCE,
+        CAMPAIGN_PERFORMANCE_TOTALS,
         PERSON_PROFILES,
         PERSON_INTERESTS,
         AUDIENCE_MEMBERS,
@@ -162,8 +194,8 @@ def _with_data(
     description=(
         "reports/output/index.html: what changed since the last run, activity with its trend "
         "and weekly seasonality, channel funnel, campaign KPIs, RFM grid, segment map, sizes, "
-        "value and interest mix, recommendation quality, A/B tests, budget allocation and data "
-        "quality, with the CSV behind every figure and table. Keeps the headline figures in "
+        "value and interest mix, recommendation quality, A/B tests, budget allocation, "
+        "propensity reliability and data quality, with the CSV behind every figure and table. Keeps the headline figures in "
         "headline.json beside it for the next run's comparison."
     ),
 )
@@ -185,27 +217,24 @@ def marketing_report(
             "sessions_per_person, app_session_share, discount_share, top_categories "
             "from ml.segment_summary order by segment_id"
         ).df()
+        # The KPIs are defined once, in dbt (macro campaign_kpis); the report only reads them.
         campaigns = con.sql(
             """
             select
-                campaign_id,
-                any_value(campaign_name) as campaign_name,
-                any_value(channel) as channel,
-                any_value(currency) as currency,
-                sum(impressions) as impressions,
-                sum(clicks) as clicks,
-                sum(cost) as cost,
-                sum(conversions) as conversions,
-                sum(revenue) as revenue,
-                sum(clicks) / nullif(sum(impressions), 0) as ctr,
-                sum(cost) / nullif(sum(clicks), 0) as cpc,
-                1000 * sum(cost) / nullif(sum(impressions), 0) as cpm,
-                sum(conversions) / nullif(sum(clicks), 0) as conversion_rate,
-                (sum(revenue) - sum(cost)) / nullif(sum(cost), 0) as roi
-            from marts.campaign_performance
-            group by campaign_id
+                campaign_id, campaign_name, channel, currency,
+                impressions, clicks, cost,
+                conversions, click_through_conversions, view_through_conversions,
+                converted_clicks, revenue,
+                ctr, cpc, cpm, conversion_rate, cpa, roas, roi
+            from marts.campaign_performance_totals
             order by campaign_id
             """
+        ).df()
+        # Each day's latest activity: tells a partial last day (the data stops mid-day).
+        last_activity = con.sql(
+            "select activity_date, max(activity_at) as last_activity_at"
+            " from intermediate.int_activities_attributed where not is_bot"
+            " group by activity_date order by activity_date"
         ).df()
         rfm = con.sql(
             """
@@ -327,6 +356,11 @@ def marketing_report(
             "select segment_id, channel, spend, expected_conversions, expected_revenue"
             " from ml.budget_allocation order by segment_id, channel"
         ).df()
+        propensity_calibration = con.sql(
+            "select model, bin, persons, mean_predicted, observed_rate"
+            " from ml.propensity_calibration order by model, bin"
+        ).df()
+        propensity_eval = con.sql("select model, metric, value from ml.propensity_eval").df()
         model_notes = read_notes(con)
         reach_history = con.sql(
             f"select audience, as_of_date, members, persons from {REACH_TABLE}"
@@ -379,7 +413,7 @@ def marketing_report(
     )
     changes = describe_changes(headline, load_headline(warehouse.reports))
     sections = [
-        *_activity_sections(daily),
+        *_activity_sections(daily, partial_last_day(last_activity["last_activity_at"])),
         *_with_data(
             "funnel",
             "Channel funnel",
@@ -393,13 +427,20 @@ def marketing_report(
         *_with_data(
             "campaigns",
             "Campaign KPIs",
-            "Totals per campaign over the period: CTR = clicks / impressions, CPC = cost / "
-            "clicks, CPM = cost per 1,000 impressions (e-mails sent for e-mail campaigns), "
-            "conversion rate = conversions / clicks, ROI = (revenue - cost) / cost. "
-            "Conversions are completed orders credited to the campaign (its tag, else the last "
-            "touch within 7 days), so the conversion rate passes 100% when orders follow a "
-            "touch without a click (an e-mail sent, a display ad seen). E-mails cost next to "
-            "nothing, hence their very high ROI.",
+            "Totals per campaign over the period. Conversions are completed orders credited "
+            "to the campaign (its coupon or checkout tag, else the person's last touch within "
+            "7 days): click-through when they follow a tracked click on the campaign, "
+            "view-through otherwise (an e-mail sent, a display ad seen, a social engagement, "
+            "a coupon). "
+            "Definitions (one place: the dbt macro campaign_kpis; a ratio is empty when its "
+            "denominator is 0): CTR = clicks / impressions (e-mails sent for e-mail); "
+            "CPC = cost / clicks; CPM = cost per 1,000 impressions; conversion rate = "
+            "converted clicks / clicks, the share of clicks followed by an order credited to "
+            "that click (click-through, so at most 100%); CPA = cost / conversions; "
+            "ROAS = revenue / cost; ROI = (revenue - cost) / cost = ROAS - 1. "
+            "E-mail costs only its sending (a few thousandths per message) while last-touch "
+            "credit includes orders recipients might have placed anyway, hence its very high "
+            "ROI.",
             campaigns,
             lambda table: figures.campaign_kpis(table, currency),
         ),
@@ -479,6 +520,19 @@ def marketing_report(
             "(response curves from campaign history, solved to optimality).",
             budget,
             lambda table: figures.budget_allocation(table) if (table["spend"] > 0).any() else None,
+        ),
+        *_with_data(
+            "propensity_reliability",
+            "Purchase propensity: does a probability mean what it says?",
+            "Persons of the holdout (never used for training or calibration) in 10 equal-count "
+            "bins of each model's calibrated probability of ordering within the label window: "
+            "mean predicted probability against the share who did order. On the dashed "
+            "diagonal a score of 30% means 30 of 100 such persons buy. Brier score = mean "
+            "squared error of the probability (lower is better); ECE = the persons-weighted "
+            "mean gap between predicted and observed over 10 equal-width probability bins "
+            "(0 is perfect; sampling noise alone gives about 0.01 on a thousand persons).",
+            propensity_calibration,
+            lambda table: figures.propensity_reliability(table, propensity_eval),
         ),
         *_with_data(
             "model_notes",

@@ -8,6 +8,9 @@
        none, the latest display impression within var attribution_view_through_days (a
        view-through). Ties in time go to clicks, then social, sends, then campaign_id.
     3. none: no tag and no touch in the window (attributed_campaign_id null).
+    A tagged order also gets, as its touch, the person's latest click on that same campaign in
+    the window (the visit its checkout utm came from), so click-through conversions and the
+    clicks that converted are counted alike for tagged and untagged orders.
     Touches reach the person through the identity graph (customer_id of an e-mail, cookie of an
     impression), so a touch on one device credits an order on another.
 #}
@@ -102,6 +105,27 @@ touches_before_orders as (
 
 ),
 
+clicks_before_tagged_orders as (
+
+    select
+        orders.order_id,
+        touches.touch_kind,
+        touches.touched_at,
+        row_number() over (
+            partition by orders.order_id
+            order by touches.touched_at desc
+        ) as touch_rank
+    from orders
+    inner join touches
+        on orders.person_id = touches.person_id
+        and orders.campaign_id = touches.campaign_id
+        and touches.touch_kind = 'click'
+        and touches.touched_at <= orders.order_at
+        and touches.touched_at >= {{ dbt.dateadd('day', -var('attribution_window_days'), 'orders.order_at') }}
+    where orders.campaign_id is not null
+
+),
+
 final as (
 
     select
@@ -116,19 +140,22 @@ final as (
             when last_touches.campaign_id is not null then 'last_touch'
             else 'none'
         end as attribution_rule,
-        last_touches.touch_kind as last_touch_kind,
+        coalesce(last_touches.touch_kind, tagged_clicks.touch_kind) as last_touch_kind,
 
         -- measures
         orders.revenue,
 
         -- timestamps
         orders.order_at,
-        last_touches.touched_at as last_touched_at
+        coalesce(last_touches.touched_at, tagged_clicks.touched_at) as last_touched_at
 
     from orders
     left join touches_before_orders as last_touches
         on orders.order_id = last_touches.order_id
         and last_touches.touch_rank = 1
+    left join clicks_before_tagged_orders as tagged_clicks
+        on orders.order_id = tagged_clicks.order_id
+        and tagged_clicks.touch_rank = 1
 
 )
 

@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import pytest
 from conftest import PipelineRun, materialise_everything
+from report_ranges import assert_report_values_in_range
 
 from ingestion.channels import CHANNELS
 from ingestion.importers import IMPORTERS, import_dataset
@@ -218,7 +219,8 @@ def _run_selection(
 
 def _run_everything(name: str, source: Path, tmp_path: Path) -> PipelineRun:
     """Import `source` and materialise every asset and check on it: no step failed, no check
-    failed as an error, every landed row reconciles, segments and the report are written."""
+    failed as an error, every landed row reconciles, segments and the report are written,
+    and every figure in the report's tables lies in its possible range."""
     landing = tmp_path / "landing"
     summary = import_dataset(name, source, landing)
     run = materialise_everything(landing, tmp_path)
@@ -227,6 +229,7 @@ def _run_everything(name: str, source: Path, tmp_path: Path) -> PipelineRun:
         _assert_landing_reconciles(con, summary)
         assert con.execute("select count(*) from ml.person_segments").fetchone()[0] > 0
     assert (run.reports / "index.html").stat().st_size > 1000
+    assert assert_report_values_in_range(run.reports) > 0
     return run
 
 

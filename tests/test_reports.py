@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from report_ranges import assert_report_values_in_range
 
 from reports.changes import HEADLINE_FILE, describe_changes, load_headline, save_headline
 from reports.timeseries import DAYS_OF_WEEK, decompose_weekly, partial_last_day, weekly_pattern
@@ -204,33 +205,11 @@ def test_every_section_has_its_figure_and_table(pipeline_run):
 
 
 def test_campaign_kpis_lie_in_their_possible_range(pipeline_run):
-    """Every KPI of the report's campaign table can be what it claims: rates in [0, 1],
-    costs and cost ratios >= 0, conversions split without remainder, ROI = ROAS - 1 >= -1."""
+    """Every KPI of the report can be what it claims (rates in [0, 1], costs and cost ratios
+    >= 0, conversions split without remainder, ROI = ROAS - 1 >= -1), and the page defines them."""
     campaigns = pd.read_csv(pipeline_run.reports / "campaigns.csv")
-    assert len(campaigns) > 0
-    for rate in ("ctr", "conversion_rate"):
-        values = campaigns[rate].dropna()
-        assert len(values) > 0 and values.between(0, 1).all(), campaigns[["campaign_id", rate]]
-    for column in (
-        "impressions",
-        "clicks",
-        "cost",
-        "conversions",
-        "revenue",
-        "cpc",
-        "cpm",
-        "cpa",
-        "roas",
-    ):
-        assert (campaigns[column].dropna() >= 0).all(), campaigns[["campaign_id", column]]
-    assert (campaigns["converted_clicks"] <= campaigns["clicks"]).all()
-    assert (
-        campaigns["click_through_conversions"] + campaigns["view_through_conversions"]
-        == campaigns["conversions"]
-    ).all()
-    priced = campaigns.dropna(subset=["roi"])
-    assert len(priced) > 0 and (priced["roi"] >= -1).all()
-    assert np.allclose(priced["roi"], priced["roas"] - 1)
+    assert campaigns["ctr"].notna().any() and campaigns["roi"].notna().any()
+    assert assert_report_values_in_range(pipeline_run.reports) > 1_000
     text = " ".join(_parse(pipeline_run.reports / "index.html").text)
     for definition in (
         "CTR = clicks / impressions",

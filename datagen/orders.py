@@ -120,7 +120,10 @@ def _store_visits(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loyalty-card customers shopping in store during opening hours (local time)."""
     customers = np.flatnonzero(population.is_customer)
-    rate = np.array([p.store_orders_per_month for p in PERSONAS])[population.persona[customers]]
+    rate = (
+        np.array([p.store_orders_per_month for p in PERSONAS])[population.persona[customers]]
+        * population.buying_propensity[customers]
+    )
     person = np.repeat(customers, rng.poisson(rate * period.days / 30))
     day = period.draw_days(rng, len(person))
     local_ms = rng.integers(STORE_OPENING_HOUR * HOUR_MS, STORE_CLOSING_HOUR * HOUR_MS, len(person))

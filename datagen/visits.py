@@ -30,6 +30,7 @@ SOURCE_REFERRERS = {ORGANIC_SEARCH: (0, 1, 2), ORGANIC_SOCIAL: (3, 4, 5), REFERR
 # Referrer codes: organic hosts first, then one per campaign (None for e-mail: no referrer).
 REFERRERS = ORGANIC_REFERRERS + tuple(campaign.referrer for campaign in CAMPAIGNS)
 VISIT_LOGIN_SHARE = 0.3  # visits of a logging-in browser that log in without buying
+MAX_PURCHASE_CHANCE = 0.9  # even the keenest buyer leaves some visits empty-handed
 CHECKOUT_LOGIN_SHARE = 0.8  # web purchases by a logging-in browser made logged in (else guest)
 ABANDONED_CART_SHARE = 0.12
 CAMPAIGN_PURCHASE_LIFT = 1.3
@@ -142,11 +143,12 @@ def plan_visits(
     focus[has_campaign] = campaign_categories[campaign[has_campaign]]
     purchase_chance = (
         _persona_values(population, "purchase_rate", person)
+        * population.buying_propensity[person]
         * np.where(has_campaign, CAMPAIGN_PURCHASE_LIFT, 1.0)
         * np.where(population.has_login[person], 1.0, WITHOUT_LOGIN_PURCHASE_FACTOR)
     )
     app_can_sell = ~is_app | devices.logs_in[device]  # the app sells only to logged-in users
-    purchase = (rng.random(n) < purchase_chance) & app_can_sell
+    purchase = (rng.random(n) < np.minimum(purchase_chance, MAX_PURCHASE_CHANCE)) & app_can_sell
     return Visits(
         person=person,
         device=device,

@@ -207,3 +207,22 @@ def test_too_few_active_persons_for_segments_make_one_segment():
     assert result.summary.set_index("segment_id")["persons"].to_dict() == {1: 3, 0: 2}
     nobody = one_segment(behaviour.iloc[:0], interests.iloc[:0])
     assert nobody.assignments.empty and {"segment_id", "persons"} <= set(nobody.summary.columns)
+
+
+def test_customer_value_on_ten_days_of_orders_says_not_enough_history(pipeline_run, tmp_path):
+    """A shop that started selling ten days ago: no spend window worth judging a forecast on."""
+    warehouse = _copy(
+        pipeline_run,
+        tmp_path,
+        "delete from intermediate.int_orders_aggregated where order_at < "
+        "(select max(order_at) - interval 9 day from intermediate.int_orders_aggregated)",
+    )
+    result = _materialise(warehouse, customer_value, customer_value_r2_floor)
+    note = _note(result, customer_value.key)
+    assert note.startswith("not evaluated: not enough history: "), note
+    assert "days of orders, customer value needs at least 14" in note
+    assert _read(warehouse, "select count(*) from ml.customer_value") == [(0,)]
+    check = _checks(result)["best_r2_above_floor"]
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith(
+        "not judged"
+    )

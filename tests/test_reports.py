@@ -209,7 +209,9 @@ def test_campaign_kpis_lie_in_their_possible_range(pipeline_run):
     >= 0, conversions split without remainder, ROI = ROAS - 1 >= -1), and the page defines them."""
     campaigns = pd.read_csv(pipeline_run.reports / "campaigns.csv")
     assert campaigns["ctr"].notna().any() and campaigns["roi"].notna().any()
-    assert assert_report_values_in_range(pipeline_run.reports) > 500  # ~800-1,100 judged, depending on the run
+    assert (
+        assert_report_values_in_range(pipeline_run.reports) > 500
+    )  # ~800-1,100 judged, depending on the run
     text = " ".join(_parse(pipeline_run.reports / "index.html").text)
     for definition in (
         "CTR = clicks / impressions",

@@ -143,7 +143,7 @@ def score(landing: Path, db: Path) -> dict:
         "ari_all_mapped": scores["ari_all_mapped"],
         "active_persons_scored": scores["active_persons_scored"],
         "stability": round(float(stability.get("bootstrap_stability_ari", float("nan"))), 4),
-        "method": str(evaluation["method"].iloc[0]) if len(evaluation) else None,
+        "method": str(evaluation["model"].iloc[0]) if len(evaluation) else None,
         "segment_names": scores["segment_names"],
         "segment_sizes": scores["segment_sizes"],
         "persona_recall": scores["persona_recall"],

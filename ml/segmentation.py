@@ -95,13 +95,13 @@ class Segmentation:
     stability: list[float]
 
     def evaluation(self) -> pd.DataFrame:
-        """One row per figure, for ml.segmentation_eval."""
+        """One row per figure (model = the method), for ml.segmentation_eval."""
         figures = {"k": float(self.k), "bootstrap_resamples": float(len(self.stability))}
         if self.stability:
             figures["bootstrap_stability_ari"] = float(np.mean(self.stability))
             figures["bootstrap_stability_ari_min"] = float(np.min(self.stability))
         return pd.DataFrame(
-            {"method": self.method, "metric": list(figures), "value": list(figures.values())}
+            {"model": self.method, "metric": list(figures), "value": list(figures.values())}
         )
 
 

@@ -63,9 +63,10 @@ TRAIT_RATIO = 1.4
 _DM_STEPS = 30  # at most this many fixed-point steps per M-step
 
 
-# Order-only data: when fewer than this share of the active persons has a web or app session,
-# there is too little behaviour for the mixture and persons are segmented by recency,
-# frequency and monetary value instead.
+# Too little behaviour for the mixture: fewer than this share of the active persons has a web
+# or app session (order-only data such as Online Retail), or nobody shows a taste (no named
+# category, no price tier: Taobao's id-only categories). Persons are segmented by recency,
+# frequency and monetary value then.
 MIN_SESSION_SHARE = 0.2
 NO_ORDERS_NAME = "No completed orders"
 RFM_ORDER_COLUMNS = ("person_id", "ordered_at", "revenue")
@@ -78,6 +79,8 @@ RFM_GROUPS = (
     "Loyal big spenders",
     "Loyal customers",
 )
+WINDOW_SHOPPERS = "Window shoppers"  # sessions, no completed order
+RFM_FREQUENT_BUYERS = "Loyal frequent buyers"  # the big spenders' name when there are no prices
 BIG_SPENDER_QUANTILE = 0.75
 STABILITY_RESAMPLES = 5
 
@@ -123,6 +126,16 @@ class _Counts:
     def __len__(self) -> int:
         return len(self.persons)
 
+    @property
+    def named_categories(self) -> np.ndarray:
+        """Columns of the categories with a name: ones known only by an id (no letter, e.g.
+        Taobao's "4756105") neither shape nor name segments, as a marketer could not tell
+        such segments apart; behaviour does both then."""
+        return np.array(
+            [j for j, name in enumerate(self.categories) if any(ch.isalpha() for ch in name)],
+            dtype="int64",
+        )
+
 
 def segment_persons(
     behaviour: pd.DataFrame,
@@ -142,14 +155,14 @@ def segment_persons(
     active persons; the chosen model is then refined on all of them. Persons without any
     activity get segment 0. The result depends on the data and the seed, not on row order.
 
-    `orders` (person_id, ordered_at, revenue: completed orders): on order-only data (under
-    MIN_SESSION_SHARE of the active persons with a session) the segments are recency,
-    frequency and monetary groups instead (`rfm_segments`). Stability: `resamples` refits
+    `orders` (person_id, ordered_at, revenue: completed orders): on data with too little
+    behaviour (under MIN_SESSION_SHARE of the active persons with a session, or no taste
+    signal at all) the segments are recency, frequency and monetary groups (`rfm_segments`). Stability: `resamples` refits
     of the chosen model on bootstrap resamples of the persons.
     """
     counts = _read_counts(behaviour, interests)
     active = _has_activity(counts)
-    if orders is not None and _session_share(counts, active) < MIN_SESSION_SHARE:
+    if orders is not None and not _shows_behaviour(counts, active):
         return rfm_segments(behaviour, interests, orders, seed=seed, resamples=resamples)
     n_active = int(active.sum())
     if n_active <= max(k_candidates):
@@ -249,7 +262,8 @@ def rfm_segments(
 ) -> Segmentation:
     """Recency, frequency and monetary groups a marketer reads, for data that is (nearly) all
     orders: with no browsing to tell tastes apart, when and how much people buy is what there
-    is. Persons without a completed order are segment 0.
+    is. Persons who browse but have not bought are "Window shoppers"; the others without a
+    completed order are segment 0.
 
     The history's "today" is its latest order; a quarter of the history (the span from the
     first order to the last) is the horizon: new customers bought first within it, at-risk
@@ -270,6 +284,11 @@ def rfm_segments(
             f"by recency, frequency and value, got {len(buyers)}"
         )
     customers = rfm.iloc[buyers].reset_index(drop=True)
+    if not customers["revenue"].any():  # no prices: how often they buy is their value
+        customers = customers.assign(revenue=customers["orders"].astype(float))
+        groups = tuple(RFM_FREQUENT_BUYERS if g == RFM_GROUPS[3] else g for g in RFM_GROUPS)
+    else:
+        groups = RFM_GROUPS
     classes = _rfm_groups(customers)
     stability = _bootstrap_stability(
         classes,
@@ -278,12 +297,17 @@ def rfm_segments(
         resamples,
         seed,
     )
+    # Who browses but has not bought (Taobao's clickstream) is a group of its own; their
+    # group needs no threshold, so the stability above is over customers alone.
+    browsers = np.flatnonzero((rfm["orders"].to_numpy() == 0) & (counts.columns["sessions"] > 0))
+    placed = np.concatenate([buyers, browsers])
+    placed_classes = np.concatenate([classes, np.full(len(browsers), len(groups))])
     segment_of_class, names, summary = _describe(
-        counts.subset(buyers),
-        classes,
-        len(RFM_GROUPS),
-        n_inactive=len(counts) - len(buyers),
-        names_of_class=RFM_GROUPS,
+        counts.subset(placed),
+        placed_classes,
+        len(groups) + 1,
+        n_inactive=len(counts) - len(placed),
+        names_of_class=(*groups, WINDOW_SHOPPERS),
         inactive_name=NO_ORDERS_NAME,
     )
     recency = customers.groupby(segment_of_class[classes])[
@@ -291,7 +315,7 @@ def rfm_segments(
     ].median()
     summary = summary.join(recency, on="segment_id")
     segment_ids = np.full(len(counts), NO_ACTIVITY_ID, dtype="int64")
-    segment_ids[buyers] = segment_of_class[classes]
+    segment_ids[placed] = segment_of_class[placed_classes]
     assignments = pd.DataFrame(
         {
             "person_id": counts.persons,
@@ -413,9 +437,13 @@ def _read_counts(behaviour: pd.DataFrame, interests: pd.DataFrame) -> _Counts:
     )
 
 
-def _session_share(counts: _Counts, active: np.ndarray) -> float:
-    """Of the active persons, the share with a web or app session."""
-    return float((counts.columns["sessions"][active] > 0).mean()) if active.any() else 0.0
+def _shows_behaviour(counts: _Counts, active: np.ndarray) -> bool:
+    """Enough behaviour for the mixture: sessions for MIN_SESSION_SHARE of the active persons,
+    and a taste (named categories or price tiers) for somebody."""
+    c = counts.columns
+    if not active.any() or (c["sessions"][active] > 0).mean() < MIN_SESSION_SHARE:
+        return False
+    return bool(c["categories"][:, counts.named_categories].any() or c["tiers"].any())
 
 
 def _has_activity(counts: _Counts) -> np.ndarray:
@@ -569,12 +597,14 @@ def _blocks(data: _Counts) -> list:
     c = data.columns
     sessions, app_sessions = c["sessions"], c["app_sessions"]
     has_sessions = sessions > 0
-    blocks = [_DirichletMultinomial(c["categories"])] if data.categories else []
+    named = data.named_categories
+    blocks = [_DirichletMultinomial(c["categories"][:, named])] if len(named) else []
     return [
         *blocks,
         _DirichletMultinomial(c["tiers"]),
         _NegativeBinomial(sessions, np.ones(len(data)), has_sessions),
         _NegativeBinomial(c["events"], sessions, has_sessions),
+        _NegativeBinomial(c["orders"], sessions, has_sessions),
         _Binomial((app_sessions > 0).astype(int), np.ones(len(data), int), has_sessions),
         _Binomial(app_sessions, sessions, app_sessions > 0),
         _Binomial(c["discounted_order_lines"], c["order_lines"], c["order_lines"] > 0),
@@ -640,7 +670,7 @@ def _em(
 def _start_features(data: _Counts) -> np.ndarray:
     """Shares and log activity for the k-means that starts each EM run."""
     c = data.columns
-    shares = [c["categories"], c["tiers"]]
+    shares = [c["categories"][:, data.named_categories], c["tiers"]]
     shares = [x / np.maximum(x.sum(axis=1, keepdims=True), 1) for x in shares]
     activity = np.log1p(
         np.column_stack([c["sessions"], c["events"] / np.maximum(c["sessions"], 1)])
@@ -708,14 +738,11 @@ _TRAITS = (
 
 def _name(profile: dict[str, float], overall: dict[str, float], categories: tuple[str, ...]) -> str:
     """Up to two standout categories as the noun, up to two strongest traits as adjectives.
-
-    A category known only by an id (no letter in it, e.g. Taobao's "4756105") says nothing to
-    a marketer: it never names a segment, the behaviour traits do."""
+    `categories`: the named ones (_Counts.named_categories)."""
     lifts = {
         name: profile[f"category:{name}"] / overall[f"category:{name}"]
         for name in categories
-        if any(character.isalpha() for character in name)
-        and overall[f"category:{name}"] > 0
+        if overall[f"category:{name}"] > 0
         # Well above an even split too: with even interests nothing stands out.
         and profile[f"category:{name}"] * len(categories) >= CATEGORY_LIFT
     }
@@ -749,14 +776,19 @@ def _describe(
     names_of_class: tuple[str, ...] | None = None,
     inactive_name: str = NO_ACTIVITY_NAME,
 ) -> tuple[np.ndarray, dict[int, str], pd.DataFrame]:
-    """Segment ids by revenue per person (1 = most), names (from behaviour unless given per
-    class), and the summary table."""
+    """Segment ids by revenue per person (1 = most; ties, as without prices: most orders per
+    person), names (from behaviour unless given per class), and the summary table."""
     overall = _profile(data, np.arange(len(data)))
     profiles = [_profile(data, np.flatnonzero(classes == cls)) for cls in range(k)]
     sizes = np.bincount(classes, minlength=k)
     order = sorted(
         np.flatnonzero(sizes),  # a class can end up with nobody; it is no segment then
-        key=lambda cls: (-profiles[cls]["revenue_per_person"], -sizes[cls], cls),
+        key=lambda cls: (
+            -profiles[cls]["revenue_per_person"],
+            -profiles[cls]["orders_per_person"],
+            -sizes[cls],
+            cls,
+        ),
     )
     segment_of_class = np.zeros(k, dtype="int64")
     segment_of_class[order] = np.arange(1, len(order) + 1)
@@ -767,7 +799,8 @@ def _describe(
     for cls in order:
         segment = int(segment_of_class[cls])
         if names_of_class is None:
-            name = _name(profiles[cls], overall, data.categories)
+            named = tuple(data.categories[j] for j in data.named_categories)
+            name = _name(profiles[cls], overall, named)
         else:
             name = names_of_class[cls]
         names[segment] = name if name not in names.values() else f"{name} ({segment})"

@@ -311,6 +311,23 @@ def test_order_only_data_gets_recency_frequency_value_groups():
     assert min(result.stability) > 0.8
 
 
+def test_browsing_without_any_taste_gets_value_groups_and_window_shoppers():
+    # Taobao's log: everyone has sessions, but categories are bare ids and there are no prices.
+    behaviour, _, orders, planted_group = _order_only()
+    behaviour = behaviour.assign(sessions=4, events=30)
+    interests = pd.DataFrame(
+        {"person_id": behaviour["person_id"], "category": "4756105", "weighted_activities": 30}
+    )
+    result = segment_persons(behaviour, interests, orders.assign(revenue=0.0))
+    assert result.method == "recency, frequency, monetary"
+    named = result.assignments["segment_name"].to_numpy()
+    assert (named[planted_group == NO_ORDERS_NAME] == "Window shoppers").all()
+    assert (named[planted_group == "Loyal big spenders"] == "Loyal frequent buyers").mean() > 0.85
+    # Without revenue, the most orders per person come first.
+    assert result.summary.set_index("segment_id").loc[1, "segment_name"] == "Loyal frequent buyers"
+    assert NO_ACTIVITY_ID not in set(result.assignments["segment_id"])
+
+
 def test_order_only_data_with_too_few_customers_is_a_model_fit_error():
     behaviour, interests, orders, _ = _order_only()
     few = orders[orders["person_id"].isin(orders["person_id"].unique()[:10])]

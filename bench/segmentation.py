@@ -273,18 +273,24 @@ def markdown(report: dict) -> str:
     lines = [
         "# Segmentation across data sizes",
         "",
-        f"Written {report['written_at']} by `bench/segmentation.py` on "
-        f"{report['machine']['cores']} cores ({report['machine']['cpu']}).",
+        (
+            f"Written {report['written_at']} by `bench/segmentation.py` on "
+            f"{report['machine']['cores']} cores ({report['machine']['cpu']})."
+        ),
         "",
-        f"ARI: sklearn adjusted_rand_score of segment_id against the planted persona over mapped "
-        f"persons with segment_id > 0 (target >= {target}). Ceiling: the ARI of a classifier "
-        "told the personas (gradient boosting, 5-fold cross-validated) on the same per-person "
-        "counts, over the same persons. Stability: mean ARI between the segmentation and "
-        "refits on bootstrap resamples of the persons, compared on the persons each resample "
-        "holds (ml.segmentation_eval).",
+        (
+            "ARI: sklearn adjusted_rand_score of segment_id against the planted persona over "
+            f"mapped persons with segment_id > 0 (target >= {target}). Ceiling: the ARI of a "
+            "classifier told the personas (gradient boosting, 5-fold cross-validated) on the "
+            "same per-person counts, over the same persons. Stability: mean ARI between the "
+            "segmentation and refits on bootstrap resamples of the persons, compared on the "
+            "persons each resample holds (ml.segmentation_eval)."
+        ),
         "",
-        "| persons x days | seed | k | ARI (active) | ceiling | ARI (all mapped) | stability | "
-        "materialise s | segmentation s | at target |",
+        (
+            "| persons x days | seed | k | ARI (active) | ceiling | ARI (all mapped) | "
+            "stability | materialise s | segmentation s | at target |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in report["runs"]:
@@ -300,8 +306,7 @@ def markdown(report: dict) -> str:
             "",
             "## Real datasets, whole, through the product's import and pipeline",
             "",
-            "| dataset | method | k | smallest segment | stability (mean / min) | "
-            "materialise s |",
+            "| dataset | method | k | smallest segment | stability (mean / min) | materialise s |",
             "|---|---|---:|---:|---:|---:|",
         ]
         for name, run in report["real"].items():
@@ -312,7 +317,9 @@ def markdown(report: dict) -> str:
             )
         for name, run in report["real"].items():
             lines += ["", f"{name}:", ""]
-            lines.append("| segment | name | persons | share | revenue / person | orders / person |")
+            lines.append(
+                "| segment | name | persons | share | revenue / person | orders / person |"
+            )
             lines.append("|---:|---|---:|---:|---:|---:|")
             for row in run["segments"]:
                 lines.append(

@@ -72,15 +72,10 @@ NO_ORDERS_NAME = "No completed orders"
 RFM_ORDER_COLUMNS = ("person_id", "ordered_at", "revenue")
 RFM_MIN_CUSTOMERS = 20
 # In rule order: a customer is in the first group whose rule holds (_rfm_groups).
-RFM_GROUPS = (
-    "New customers",
-    "Lapsed customers",
-    "At risk",
-    "Loyal big spenders",
-    "Loyal customers",
-)
+BIG_SPENDERS = "Loyal big spenders"
+FREQUENT_BUYERS = "Loyal frequent buyers"  # the big spenders' name when there are no prices
+RFM_GROUPS = ("New customers", "Lapsed customers", "At risk", BIG_SPENDERS, "Loyal customers")
 WINDOW_SHOPPERS = "Window shoppers"  # sessions, no completed order
-RFM_FREQUENT_BUYERS = "Loyal frequent buyers"  # the big spenders' name when there are no prices
 BIG_SPENDER_QUANTILE = 0.75
 STABILITY_RESAMPLES = 5
 
@@ -157,8 +152,8 @@ def segment_persons(
 
     `orders` (person_id, ordered_at, revenue: completed orders): on data with too little
     behaviour (under MIN_SESSION_SHARE of the active persons with a session, or no taste
-    signal at all) the segments are recency, frequency and monetary groups (`rfm_segments`). Stability: `resamples` refits
-    of the chosen model on bootstrap resamples of the persons.
+    signal at all) the segments are recency, frequency and monetary groups (`rfm_segments`).
+    Stability: `resamples` refits of the chosen model on bootstrap resamples of the persons.
     """
     counts = _read_counts(behaviour, interests)
     active = _has_activity(counts)
@@ -260,9 +255,9 @@ def rfm_segments(
     seed: int = 42,
     resamples: int = STABILITY_RESAMPLES,
 ) -> Segmentation:
-    """Recency, frequency and monetary groups a marketer reads, for data that is (nearly) all
-    orders: with no browsing to tell tastes apart, when and how much people buy is what there
-    is. Persons who browse but have not bought are "Window shoppers"; the others without a
+    """Recency, frequency and monetary groups a marketer reads, for data without behaviour the
+    mixture can read (orders only, or browsing without any taste to tell apart): when and how
+    much people buy is what there is then. Persons who browse but have not bought are "Window shoppers"; the others without a
     completed order are segment 0.
 
     The history's "today" is its latest order; a quarter of the history (the span from the
@@ -286,7 +281,7 @@ def rfm_segments(
     customers = rfm.iloc[buyers].reset_index(drop=True)
     if not customers["revenue"].any():  # no prices: how often they buy is their value
         customers = customers.assign(revenue=customers["orders"].astype(float))
-        groups = tuple(RFM_FREQUENT_BUYERS if g == RFM_GROUPS[3] else g for g in RFM_GROUPS)
+        groups = tuple(FREQUENT_BUYERS if g == BIG_SPENDERS else g for g in RFM_GROUPS)
     else:
         groups = RFM_GROUPS
     classes = _rfm_groups(customers)

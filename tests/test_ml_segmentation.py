@@ -129,7 +129,8 @@ def _orders_of(behaviour: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "person_id": person,
-            "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.random(len(person)) * 60, "D"),
+            "ordered_at": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.random(len(person)) * 60, "D"),
             "revenue": rng.gamma(2.0, 30.0, len(person)),
         }
     )
@@ -242,7 +243,7 @@ def test_bootstrap_stability_is_measured_and_recorded(planted):
 
 
 def test_categories_known_only_by_id_never_name_a_segment(planted):
-    behaviour, interests, kind, _ = planted
+    behaviour, interests, _, _ = planted
     ids = {category: str(4_756_105 + 17 * i) for i, category in enumerate(CATEGORIES)}
     result = segment_persons(behaviour, interests.assign(category=interests["category"].map(ids)))
     names = result.summary["segment_name"]
@@ -277,12 +278,16 @@ def _order_only(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
             first_day = rng.uniform(*first)
             last_ago = rng.uniform(0, first_day) if last is None else rng.uniform(*last)
             last_ago = min(last_ago, first_day)
-            days = np.concatenate([[first_day, last_ago], rng.uniform(last_ago, first_day, max(n - 2, 0))])
+            days = np.concatenate(
+                [[first_day, last_ago], rng.uniform(last_ago, first_day, max(n - 2, 0))]
+            )
             for ago in days[:n]:
                 rows.append((person, last_day - pd.Timedelta(days=ago), rng.gamma(4, value / 4)))
             groups.append(group)
     orders = pd.DataFrame(rows, columns=["person_id", "ordered_at", "revenue"])
-    per_person = orders.groupby("person_id").agg(orders=("revenue", "size"), revenue=("revenue", "sum"))
+    per_person = orders.groupby("person_id").agg(
+        orders=("revenue", "size"), revenue=("revenue", "sum")
+    )
     no_orders = [f"x{i:03d}" for i in range(20)]
     behaviour = pd.DataFrame(0, index=[*per_person.index, *no_orders], columns=BEHAVIOUR_COLUMNS)
     behaviour["revenue"] = 0.0

@@ -59,14 +59,15 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
         result, why = attempt(segment_persons, behaviour, interests, orders)
     if result is None:
         result = one_segment(behaviour, interests)
+    evaluation = result.evaluation()
     warehouse.replace_tables(
         {
             "ml.person_segments": result.assignments,
             "ml.segment_summary": result.summary,
-            "ml.segmentation_eval": result.evaluation(),
+            "ml.segmentation_eval": evaluation,
         }
     )
-    stability = result.evaluation().set_index("metric")["value"]
+    figures = evaluation.set_index("metric")["value"]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.assignments),
@@ -74,7 +75,7 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "k": result.k,
             "method": result.method,
             "bootstrap_stability_ari": dg.MetadataValue.float(
-                float(stability.get("bootstrap_stability_ari", float("nan")))
+                float(figures.get("bootstrap_stability_ari", float("nan")))
             ),
             "segments": dg.MetadataValue.md(
                 result.summary[["segment_id", "segment_name", "persons", "revenue_per_person"]]

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from ml.frames import ModelFitError
@@ -62,12 +63,44 @@ TRAIT_RATIO = 1.4
 _DM_STEPS = 30  # at most this many fixed-point steps per M-step
 
 
+# Too little behaviour for the mixture: fewer than this share of the active persons has a web
+# or app session (order-only data such as Online Retail), or nobody shows a taste (no named
+# category, no price tier: Taobao's id-only categories). Persons are segmented by recency,
+# frequency and monetary value then.
+MIN_SESSION_SHARE = 0.2
+NO_ORDERS_NAME = "No completed orders"
+RFM_ORDER_COLUMNS = ("person_id", "ordered_at", "revenue")
+RFM_MIN_CUSTOMERS = 20
+# In rule order: a customer is in the first group whose rule holds (_rfm_groups).
+BIG_SPENDERS = "Loyal big spenders"
+FREQUENT_BUYERS = "Loyal frequent buyers"  # the big spenders' name when there are no prices
+RFM_GROUPS = ("New customers", "Lapsed customers", "At risk", BIG_SPENDERS, "Loyal customers")
+WINDOW_SHOPPERS = "Window shoppers"  # sessions, no completed order
+BIG_SPENDER_QUANTILE = 0.75
+STABILITY_RESAMPLES = 5
+
+
 @dataclass
 class Segmentation:
     assignments: pd.DataFrame  # person_id, segment_id, segment_name, probability
     summary: pd.DataFrame  # one row per segment: size, value and the behaviour behind the name
-    k: int  # behavioural segments; segment 0 (persons without activity) is not counted
+    k: int  # segments; segment 0 (persons without activity or orders) is not counted
     selection: pd.DataFrame  # per candidate k on the sample: log_likelihood, bic, icl, ...
+    method: str  # "latent classes", "recency, frequency, monetary" or "one segment"
+    # ARI between the segments and a refit on each bootstrap resample of the persons, compared
+    # on the persons the resample holds: how much the segments depend on who happens to be in
+    # the data (1 = not at all).
+    stability: list[float]
+
+    def evaluation(self) -> pd.DataFrame:
+        """One row per figure (model = the method), for ml.segmentation_eval."""
+        figures = {"k": float(self.k), "bootstrap_resamples": float(len(self.stability))}
+        if self.stability:
+            figures["bootstrap_stability_ari"] = float(np.mean(self.stability))
+            figures["bootstrap_stability_ari_min"] = float(np.min(self.stability))
+        return pd.DataFrame(
+            {"model": self.method, "metric": list(figures), "value": list(figures.values())}
+        )
 
 
 @dataclass(frozen=True)
@@ -88,14 +121,26 @@ class _Counts:
     def __len__(self) -> int:
         return len(self.persons)
 
+    @property
+    def named_categories(self) -> np.ndarray:
+        """Columns of the categories with a name: ones known only by an id (no letter, e.g.
+        Taobao's "4756105") neither shape nor name segments, as a marketer could not tell
+        such segments apart; behaviour does both then."""
+        return np.array(
+            [j for j, name in enumerate(self.categories) if any(ch.isalpha() for ch in name)],
+            dtype="int64",
+        )
+
 
 def segment_persons(
     behaviour: pd.DataFrame,
     interests: pd.DataFrame,
+    orders: pd.DataFrame | None = None,
     k_candidates: range = range(2, 9),
     seed: int = 42,
     sample_size: int = 5_000,
     n_init: int = 2,
+    resamples: int = STABILITY_RESAMPLES,
 ) -> Segmentation:
     """Segment persons with a latent-class model; segment 1 brings the most revenue per person.
 
@@ -104,9 +149,16 @@ def segment_persons(
     (marts.person_interests). k is chosen by ICL on a random sample of at most `sample_size`
     active persons; the chosen model is then refined on all of them. Persons without any
     activity get segment 0. The result depends on the data and the seed, not on row order.
+
+    `orders` (person_id, ordered_at, revenue: completed orders): on data with too little
+    behaviour (under MIN_SESSION_SHARE of the active persons with a session, or no taste
+    signal at all) the segments are recency, frequency and monetary groups (`rfm_segments`).
+    Stability: `resamples` refits of the chosen model on bootstrap resamples of the persons.
     """
     counts = _read_counts(behaviour, interests)
     active = _has_activity(counts)
+    if orders is not None and not _shows_behaviour(counts, active):
+        return rfm_segments(behaviour, interests, orders, seed=seed, resamples=resamples)
     n_active = int(active.sum())
     if n_active <= max(k_candidates):
         raise ModelFitError(
@@ -125,8 +177,16 @@ def segment_persons(
     selection = pd.DataFrame(rows)
     best_k = int(selection.loc[selection["icl"].idxmin(), "k"])
 
-    final = _em(_blocks(data), params=fits[best_k].params, log_prior=fits[best_k].log_prior)
+    blocks = _blocks(data)
+    final = _em(blocks, params=fits[best_k].params, log_prior=fits[best_k].log_prior)
     classes = final.resp.argmax(axis=1)
+
+    def refit_on(rows: np.ndarray) -> np.ndarray:
+        resampled = data.subset(rows)
+        fit = _fit(_blocks(resampled), _start_features(resampled), best_k, seed, n_init)
+        return _em(blocks, params=fit.params, log_prior=fit.log_prior, max_iter=0).resp.argmax(1)
+
+    stability = _bootstrap_stability(classes, refit_on, min(sample_size, n_active), resamples, seed)
     segment_of_class, names, summary = _describe(
         data, classes, best_k, n_inactive=len(counts) - n_active
     )
@@ -144,7 +204,14 @@ def segment_persons(
             "probability": probability,
         }
     )
-    return Segmentation(assignments=assignments, summary=summary, k=k, selection=selection)
+    return Segmentation(
+        assignments=assignments,
+        summary=summary,
+        k=k,
+        selection=selection,
+        method="latent classes",
+        stability=stability,
+    )
 
 
 def one_segment(behaviour: pd.DataFrame, interests: pd.DataFrame) -> Segmentation:
@@ -176,7 +243,153 @@ def one_segment(behaviour: pd.DataFrame, interests: pd.DataFrame) -> Segmentatio
         summary=summary,
         k=int(n_active > 0),
         selection=pd.DataFrame(columns=["k"]),
+        method="one segment",
+        stability=[],
     )
+
+
+def rfm_segments(
+    behaviour: pd.DataFrame,
+    interests: pd.DataFrame,
+    orders: pd.DataFrame,
+    seed: int = 42,
+    resamples: int = STABILITY_RESAMPLES,
+) -> Segmentation:
+    """Recency, frequency and monetary groups a marketer reads, for data without behaviour the
+    mixture can read (orders only, or browsing without any taste to tell apart): when and how
+    much people buy is what there is then. Persons who browse but have not bought are "Window shoppers"; the others without a
+    completed order are segment 0.
+
+    The history's "today" is its latest order; a quarter of the history (the span from the
+    first order to the last) is the horizon: new customers bought first within it, at-risk
+    customers last bought one to two horizons ago, lapsed customers longer ago. Recent
+    customers with more than one order are loyal, big spenders when their revenue is in the
+    top quarter of all customers'. Thresholds come from the data, so a year of orders and a
+    month of them are both split where their own customers differ.
+    """
+    counts = _read_counts(behaviour, interests)
+    missing = [column for column in RFM_ORDER_COLUMNS if column not in orders.columns]
+    if missing:
+        raise ValueError(f"orders lack the column(s) segmentation needs: {', '.join(missing)}")
+    rfm = _rfm_table(orders, counts.persons)
+    buyers = np.flatnonzero(rfm["orders"].to_numpy() > 0)
+    if len(buyers) < RFM_MIN_CUSTOMERS:
+        raise ModelFitError(
+            f"need at least {RFM_MIN_CUSTOMERS} persons with a completed order to segment them "
+            f"by recency, frequency and value, got {len(buyers)}"
+        )
+    customers = rfm.iloc[buyers].reset_index(drop=True)
+    if not customers["revenue"].any():  # no prices: how often they buy is their value
+        customers = customers.assign(revenue=customers["orders"].astype(float))
+        groups = tuple(FREQUENT_BUYERS if g == BIG_SPENDERS else g for g in RFM_GROUPS)
+    else:
+        groups = RFM_GROUPS
+    classes = _rfm_groups(customers)
+    stability = _bootstrap_stability(
+        classes,
+        lambda rows: _rfm_groups(customers.iloc[rows].reset_index(drop=True), like=customers),
+        len(customers),
+        resamples,
+        seed,
+    )
+    # Who browses but has not bought (Taobao's clickstream) is a group of its own; their
+    # group needs no threshold, so the stability above is over customers alone.
+    browsers = np.flatnonzero((rfm["orders"].to_numpy() == 0) & (counts.columns["sessions"] > 0))
+    placed = np.concatenate([buyers, browsers])
+    placed_classes = np.concatenate([classes, np.full(len(browsers), len(groups))])
+    segment_of_class, names, summary = _describe(
+        counts.subset(placed),
+        placed_classes,
+        len(groups) + 1,
+        n_inactive=len(counts) - len(placed),
+        names_of_class=(*groups, WINDOW_SHOPPERS),
+        inactive_name=NO_ORDERS_NAME,
+    )
+    recency = customers.groupby(segment_of_class[classes])[
+        ["days_since_last_order", "days_since_first_order"]
+    ].median()
+    summary = summary.join(recency, on="segment_id")
+    segment_ids = np.full(len(counts), NO_ACTIVITY_ID, dtype="int64")
+    segment_ids[placed] = segment_of_class[placed_classes]
+    assignments = pd.DataFrame(
+        {
+            "person_id": counts.persons,
+            "segment_id": segment_ids,
+            "segment_name": [names[segment] for segment in segment_ids],
+            "probability": np.ones(len(counts)),
+        }
+    )
+    return Segmentation(
+        assignments=assignments,
+        summary=summary,
+        k=int(segment_of_class.max()),
+        selection=pd.DataFrame(columns=["k"]),
+        method="recency, frequency, monetary",
+        stability=stability,
+    )
+
+
+def _rfm_table(orders: pd.DataFrame, persons: np.ndarray) -> pd.DataFrame:
+    """Per person (in `persons` order): orders, revenue, days since the last and first order."""
+    ordered_at = pd.to_datetime(orders["ordered_at"])
+    as_of = ordered_at.max()
+    per_person = (
+        pd.DataFrame(
+            {
+                "person_id": orders["person_id"],
+                "ordered_at": ordered_at,
+                "revenue": orders["revenue"].fillna(0),
+            }
+        )
+        .groupby("person_id")
+        .agg(
+            orders=("ordered_at", "size"),
+            revenue=("revenue", "sum"),
+            first=("ordered_at", "min"),
+            last=("ordered_at", "max"),
+        )
+        .reindex(persons)
+    )
+    day = pd.Timedelta(days=1)
+    return pd.DataFrame(
+        {
+            "orders": per_person["orders"].fillna(0).to_numpy(dtype="int64"),
+            "revenue": per_person["revenue"].fillna(0).to_numpy(dtype=float),
+            "days_since_last_order": ((as_of - per_person["last"]) / day).to_numpy(),
+            "days_since_first_order": ((as_of - per_person["first"]) / day).to_numpy(),
+        }
+    )
+
+
+def _rfm_groups(customers: pd.DataFrame, like: pd.DataFrame | None = None) -> np.ndarray:
+    """Index into RFM_GROUPS per customer, with thresholds from `customers` themselves;
+    `like` (a larger set they were drawn from) gets the labels instead when given."""
+    horizon = max(customers["days_since_first_order"].max() / 4, 1.0)
+    big = customers["revenue"].quantile(BIG_SPENDER_QUANTILE)
+    target = customers if like is None else like
+    rules = [
+        target["days_since_first_order"] <= horizon,
+        target["days_since_last_order"] > 2 * horizon,
+        target["days_since_last_order"] > horizon,
+        (target["orders"] > 1) & (target["revenue"] >= big),
+        target["orders"] > 1,
+    ]
+    # One order, bought within the horizon, is a new customer: the rules cover everyone.
+    return np.select(rules, np.arange(len(RFM_GROUPS)), default=0)
+
+
+def _bootstrap_stability(
+    labels: np.ndarray, refit, size: int, resamples: int, seed: int
+) -> list[float]:
+    """ARI between `labels` and `refit(rows)` on each of `resamples` bootstrap resamples of
+    `size` rows, over the distinct rows each holds. `refit` returns labels for every row."""
+    rng = np.random.default_rng(seed + 1)
+    scores = []
+    for _ in range(resamples):
+        rows = rng.choice(len(labels), size, replace=True)
+        held = np.unique(rows)
+        scores.append(float(adjusted_rand_score(labels[held], refit(rows)[held])))
+    return scores
 
 
 # --- input ---------------------------------------------------------------------------------
@@ -217,6 +430,15 @@ def _read_counts(behaviour: pd.DataFrame, interests: pd.DataFrame) -> _Counts:
         categories=tuple(str(category) for category in wide.columns),
         columns=columns,
     )
+
+
+def _shows_behaviour(counts: _Counts, active: np.ndarray) -> bool:
+    """Enough behaviour for the mixture: sessions for MIN_SESSION_SHARE of the active persons,
+    and a taste (named categories or price tiers) for somebody."""
+    c = counts.columns
+    if not active.any() or (c["sessions"][active] > 0).mean() < MIN_SESSION_SHARE:
+        return False
+    return bool(c["categories"][:, counts.named_categories].any() or c["tiers"].any())
 
 
 def _has_activity(counts: _Counts) -> np.ndarray:
@@ -370,12 +592,14 @@ def _blocks(data: _Counts) -> list:
     c = data.columns
     sessions, app_sessions = c["sessions"], c["app_sessions"]
     has_sessions = sessions > 0
-    blocks = [_DirichletMultinomial(c["categories"])] if data.categories else []
+    named = data.named_categories
+    blocks = [_DirichletMultinomial(c["categories"][:, named])] if len(named) else []
     return [
         *blocks,
         _DirichletMultinomial(c["tiers"]),
         _NegativeBinomial(sessions, np.ones(len(data)), has_sessions),
         _NegativeBinomial(c["events"], sessions, has_sessions),
+        _NegativeBinomial(c["orders"], sessions, has_sessions),
         _Binomial((app_sessions > 0).astype(int), np.ones(len(data), int), has_sessions),
         _Binomial(app_sessions, sessions, app_sessions > 0),
         _Binomial(c["discounted_order_lines"], c["order_lines"], c["order_lines"] > 0),
@@ -441,7 +665,7 @@ def _em(
 def _start_features(data: _Counts) -> np.ndarray:
     """Shares and log activity for the k-means that starts each EM run."""
     c = data.columns
-    shares = [c["categories"], c["tiers"]]
+    shares = [c["categories"][:, data.named_categories], c["tiers"]]
     shares = [x / np.maximum(x.sum(axis=1, keepdims=True), 1) for x in shares]
     activity = np.log1p(
         np.column_stack([c["sessions"], c["events"] / np.maximum(c["sessions"], 1)])
@@ -508,7 +732,8 @@ _TRAITS = (
 
 
 def _name(profile: dict[str, float], overall: dict[str, float], categories: tuple[str, ...]) -> str:
-    """Up to two standout categories as the noun, up to two strongest traits as adjectives."""
+    """Up to two standout categories as the noun, up to two strongest traits as adjectives.
+    `categories`: the named ones (_Counts.named_categories)."""
     lifts = {
         name: profile[f"category:{name}"] / overall[f"category:{name}"]
         for name in categories
@@ -539,30 +764,45 @@ def _name(profile: dict[str, float], overall: dict[str, float], categories: tupl
 
 
 def _describe(
-    data: _Counts, classes: np.ndarray, k: int, n_inactive: int
+    data: _Counts,
+    classes: np.ndarray,
+    k: int,
+    n_inactive: int,
+    names_of_class: tuple[str, ...] | None = None,
+    inactive_name: str = NO_ACTIVITY_NAME,
 ) -> tuple[np.ndarray, dict[int, str], pd.DataFrame]:
-    """Segment ids by revenue per person (1 = most), names, and the summary table."""
+    """Segment ids by revenue per person (1 = most; ties, as without prices: most orders per
+    person), names (from behaviour unless given per class), and the summary table."""
     overall = _profile(data, np.arange(len(data)))
     profiles = [_profile(data, np.flatnonzero(classes == cls)) for cls in range(k)]
     sizes = np.bincount(classes, minlength=k)
     order = sorted(
         np.flatnonzero(sizes),  # a class can end up with nobody; it is no segment then
-        key=lambda cls: (-profiles[cls]["revenue_per_person"], -sizes[cls], cls),
+        key=lambda cls: (
+            -profiles[cls]["revenue_per_person"],
+            -profiles[cls]["orders_per_person"],
+            -sizes[cls],
+            cls,
+        ),
     )
     segment_of_class = np.zeros(k, dtype="int64")
     segment_of_class[order] = np.arange(1, len(order) + 1)
 
-    names: dict[int, str] = {NO_ACTIVITY_ID: NO_ACTIVITY_NAME}
+    names: dict[int, str] = {NO_ACTIVITY_ID: inactive_name}
     rows = []
     total = len(data) + n_inactive
     for cls in order:
         segment = int(segment_of_class[cls])
-        name = _name(profiles[cls], overall, data.categories)
+        if names_of_class is None:
+            named = tuple(data.categories[j] for j in data.named_categories)
+            name = _name(profiles[cls], overall, named)
+        else:
+            name = names_of_class[cls]
         names[segment] = name if name not in names.values() else f"{name} ({segment})"
         rows.append(_summary_row(segment, names[segment], sizes[cls], total, profiles[cls], data))
     if n_inactive:
         empty = {field: float("nan") for field in overall}
-        rows.append(_summary_row(NO_ACTIVITY_ID, NO_ACTIVITY_NAME, n_inactive, total, empty, data))
+        rows.append(_summary_row(NO_ACTIVITY_ID, inactive_name, n_inactive, total, empty, data))
     return segment_of_class, names, pd.DataFrame(rows)
 
 

@@ -76,8 +76,11 @@ def small_landing(tmp_path_factory) -> Path:
     return landing
 
 
-def materialise_everything(landing: Path, root: Path) -> PipelineRun:
-    """Every asset and check, in-process, into a warehouse under `root` fed from `landing`."""
+def materialise_everything(
+    landing: Path, root: Path, selection: dg.AssetSelection | None = None
+) -> PipelineRun:
+    """Every asset and check (or only `selection`), in-process, into a warehouse under `root`
+    fed from `landing`."""
     paths = {
         "DMP_LANDING_DIR": landing,
         "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",
@@ -93,7 +96,10 @@ def materialise_everything(landing: Path, root: Path) -> PipelineRun:
         from dagster_dmp.resources import build_resources
 
         result = dg.materialize(
-            [*all_assets, *all_asset_checks], resources=build_resources(), raise_on_error=False
+            [*all_assets, *all_asset_checks],
+            selection=selection,
+            resources=build_resources(),
+            raise_on_error=False,
         )
     finally:
         for name, value in saved.items():

@@ -12,6 +12,7 @@ from dagster_dmp.assets.ml import ml_checks
 
 ML_TABLES = {
     "ml.person_segments": {"person_id", "segment_id", "segment_name"},
+    "ml.segmentation_eval": {"model", "metric", "value"},
     "ml.recommendations": {"person_id", "rank", "product_id", "score"},
     "ml.recommendation_eval": {"model", "metric", "k", "value"},
     "ml.propensity_scores": {"person_id", "probability", "model"},

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from ml.segmentation import BEHAVIOUR_COLUMNS, NO_ACTIVITY_ID, segment_persons
+from ml.frames import ModelFitError
+from ml.segmentation import (
+    BEHAVIOUR_COLUMNS,
+    NO_ACTIVITY_ID,
+    NO_ORDERS_NAME,
+    STABILITY_RESAMPLES,
+    segment_persons,
+)
 
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery")
 
@@ -115,10 +122,26 @@ def _planted(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, 
     return behaviour, interests, np.array(names)[kind]
 
 
+def _orders_of(behaviour: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Completed orders as the asset reads them: each of a person's orders on a random day."""
+    rng = np.random.default_rng(seed)
+    person = np.repeat(behaviour["person_id"].to_numpy(), behaviour["orders"].to_numpy())
+    return pd.DataFrame(
+        {
+            "person_id": person,
+            "ordered_at": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.random(len(person)) * 60, "D"),
+            "revenue": rng.gamma(2.0, 30.0, len(person)),
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def planted():
     behaviour, interests, kind = _planted()
-    return behaviour, interests, kind, segment_persons(behaviour, interests)
+    # With orders at hand, data with browsing still gets the behavioural latent classes.
+    orders = _orders_of(behaviour)
+    return behaviour, interests, kind, segment_persons(behaviour, interests, orders)
 
 
 def _segment_of(result, kind: np.ndarray, planted_type: str) -> int:
@@ -128,6 +151,7 @@ def _segment_of(result, kind: np.ndarray, planted_type: str) -> int:
 
 def test_recovers_the_planted_types_with_k_chosen_by_icl(planted):
     _, _, kind, result = planted
+    assert result.method == "latent classes"
     assert result.k == len(TYPES)
     assert result.selection.loc[result.selection["icl"].idxmin(), "k"] == len(TYPES)
     active = result.assignments["segment_id"] != NO_ACTIVITY_ID
@@ -206,3 +230,111 @@ def test_missing_column_is_a_clear_error():
     with pytest.raises(ValueError, match="more than one row for person_id 'p00000'"):
         segment_persons(pd.concat([behaviour, behaviour.head(1)]), interests)
     assert set(BEHAVIOUR_COLUMNS) <= set(behaviour.columns)
+
+
+def test_bootstrap_stability_is_measured_and_recorded(planted):
+    _, _, _, result = planted
+    assert len(result.stability) == STABILITY_RESAMPLES
+    assert min(result.stability) > 0.85  # well-separated planted types: refits agree
+    figures = result.evaluation().set_index("metric")["value"]
+    assert (result.evaluation()["model"] == "latent classes").all()
+    assert figures["bootstrap_stability_ari"] == pytest.approx(np.mean(result.stability))
+    assert figures["k"] == result.k
+
+
+def test_categories_known_only_by_id_never_name_a_segment(planted):
+    behaviour, interests, _, _ = planted
+    ids = {category: str(4_756_105 + 17 * i) for i, category in enumerate(CATEGORIES)}
+    result = segment_persons(behaviour, interests.assign(category=interests["category"].map(ids)))
+    names = result.summary["segment_name"]
+    assert not any(category_id in name for name in names for category_id in ids.values())
+    # Traits name them instead: the premium tech fans, the budget hunters.
+    tech_segment = result.summary.set_index("segment_id").loc[1, "segment_name"]
+    assert "premium" in tech_segment.lower()
+    assert any("budget" in name.lower() for name in names)
+
+
+# Order-only customers over a year, as planted RFM groups: (count, first order days before
+# the last day of data, last order days before it, orders, revenue per order).
+RFM_PLANTED = {
+    "New customers": (60, (0, 60), None, (1, 2), 40),
+    "Lapsed customers": (120, (250, 365), (200, 365), (1, 3), 40),
+    "At risk": (90, (200, 365), (100, 170), (2, 4), 40),
+    "Loyal big spenders": (60, (200, 365), (0, 60), (8, 15), 120),
+    "Loyal customers": (110, (200, 365), (0, 60), (2, 5), 25),
+}
+
+
+def _order_only(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """behaviour (orders, lines and revenue only, no sessions), no interests, the orders and
+    the planted group of each person; 20 persons more have activity but no order."""
+    rng = np.random.default_rng(seed)
+    last_day = pd.Timestamp("2011-12-09")
+    rows, groups = [], []
+    for group, (count, first, last, orders, value) in RFM_PLANTED.items():
+        for _ in range(count):
+            person = f"c{len(groups):05d}"
+            n = int(rng.integers(orders[0], orders[1] + 1))
+            first_day = rng.uniform(*first)
+            last_ago = rng.uniform(0, first_day) if last is None else rng.uniform(*last)
+            last_ago = min(last_ago, first_day)
+            days = np.concatenate(
+                [[first_day, last_ago], rng.uniform(last_ago, first_day, max(n - 2, 0))]
+            )
+            for ago in days[:n]:
+                rows.append((person, last_day - pd.Timedelta(days=ago), rng.gamma(4, value / 4)))
+            groups.append(group)
+    orders = pd.DataFrame(rows, columns=["person_id", "ordered_at", "revenue"])
+    per_person = orders.groupby("person_id").agg(
+        orders=("revenue", "size"), revenue=("revenue", "sum")
+    )
+    no_orders = [f"x{i:03d}" for i in range(20)]
+    behaviour = pd.DataFrame(0, index=[*per_person.index, *no_orders], columns=BEHAVIOUR_COLUMNS)
+    behaviour["revenue"] = 0.0
+    behaviour.loc[per_person.index, ["orders", "revenue"]] = per_person[["orders", "revenue"]]
+    behaviour["order_lines"] = behaviour["orders"] * 3
+    behaviour.loc[no_orders, "social_engagements"] = 1
+    behaviour = behaviour.rename_axis("person_id").reset_index()
+    interests = pd.DataFrame(columns=["person_id", "category", "weighted_activities"])
+    return behaviour, interests, orders, np.array(groups + [NO_ORDERS_NAME] * len(no_orders))
+
+
+def test_order_only_data_gets_recency_frequency_value_groups():
+    behaviour, interests, orders, planted_group = _order_only()
+    result = segment_persons(behaviour, interests, orders)
+    assert result.method == "recency, frequency, monetary"
+    named = result.assignments["segment_name"].to_numpy()
+    # Each planted group is found, under its marketer's name, for nearly all its persons.
+    for group in [*RFM_PLANTED, NO_ORDERS_NAME]:
+        assert (named[planted_group == group] == group).mean() > 0.85, group
+    summary = result.summary.set_index("segment_name")
+    assert summary.loc["Loyal big spenders", "segment_id"] == 1  # most revenue per person
+    assert summary.loc[NO_ORDERS_NAME, "segment_id"] == NO_ACTIVITY_ID
+    assert summary.loc["Lapsed customers", "days_since_last_order"] > 200
+    assert summary.loc["New customers", "days_since_first_order"] < 90
+    assert result.k == len(RFM_PLANTED)
+    assert min(result.stability) > 0.8
+
+
+def test_browsing_without_any_taste_gets_value_groups_and_window_shoppers():
+    # Taobao's log: everyone has sessions, but categories are bare ids and there are no prices.
+    behaviour, _, orders, planted_group = _order_only()
+    behaviour = behaviour.assign(sessions=4, events=30)
+    interests = pd.DataFrame(
+        {"person_id": behaviour["person_id"], "category": "4756105", "weighted_activities": 30}
+    )
+    result = segment_persons(behaviour, interests, orders.assign(revenue=0.0))
+    assert result.method == "recency, frequency, monetary"
+    named = result.assignments["segment_name"].to_numpy()
+    assert (named[planted_group == NO_ORDERS_NAME] == "Window shoppers").all()
+    assert (named[planted_group == "Loyal big spenders"] == "Loyal frequent buyers").mean() > 0.85
+    # Without revenue, the most orders per person come first.
+    assert result.summary.set_index("segment_id").loc[1, "segment_name"] == "Loyal frequent buyers"
+    assert NO_ACTIVITY_ID not in set(result.assignments["segment_id"])
+
+
+def test_order_only_data_with_too_few_customers_is_a_model_fit_error():
+    behaviour, interests, orders, _ = _order_only()
+    few = orders[orders["person_id"].isin(orders["person_id"].unique()[:10])]
+    with pytest.raises(ModelFitError, match="at least 20 persons with a completed order"):
+        segment_persons(behaviour, interests, few)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import PipelineRun, materialise_everything
@@ -25,6 +26,7 @@ from report_ranges import assert_report_values_in_range
 
 from ingestion.channels import CHANNELS
 from ingestion.importers import IMPORTERS, import_dataset
+from ml.segmentation import BEHAVIOUR_COLUMNS, segment_persons
 
 REAL_DATA = Path(
     os.environ.get(
@@ -70,6 +72,42 @@ def test_online_retail_orders_and_revenue_match_the_source(tmp_path, request):
     assert daily_revenue == pytest.approx(revenue, abs=0.01)
     customers = con.execute("select count(*) from marts.person_profiles where monetary > 0")
     assert customers.fetchone()[0] == valid["CustomerID"].nunique()
+    # No browsing: recency, frequency and value groups (on the whole year below).
+    (method,) = con.execute("select distinct model from ml.segmentation_eval").fetchone()
+    assert method == "recency, frequency, monetary"
+
+
+def test_online_retail_customers_fall_into_value_and_recency_segments():
+    """The whole year, as the segmentation asset reads it (the completed orders of
+    PERSON_ORDERS_SQL, order counts and revenue of marts.person_behaviour, no sessions, no
+    categories), straight from the source file: the full pipeline on all 541,909 lines takes
+    a minute (bench/segmentation.py --real online-retail measures that path)."""
+    lines = pd.read_csv(
+        _source_file("online-retail"), dtype={"InvoiceNo": str, "CustomerID": str}
+    ).dropna(subset=["CustomerID"])
+    completed = lines[~lines["InvoiceNo"].str.startswith("C")]
+    valid = (completed["Quantity"] > 0) & (completed["UnitPrice"] > 0)
+    orders = (
+        completed.assign(revenue=(completed["Quantity"] * completed["UnitPrice"]).where(valid, 0))
+        .groupby("InvoiceNo")
+        .agg(
+            person_id=("CustomerID", "first"),
+            ordered_at=("InvoiceDate", "min"),
+            revenue=("revenue", "sum"),
+            order_lines=("StockCode", "size"),
+        )
+    )
+    orders["ordered_at"] = pd.to_datetime(orders["ordered_at"])
+    behaviour = orders.groupby("person_id").agg(
+        orders=("revenue", "size"), order_lines=("order_lines", "sum"), revenue=("revenue", "sum")
+    )
+    behaviour = behaviour.reindex(columns=BEHAVIOUR_COLUMNS, fill_value=0).reset_index()
+    interests = pd.DataFrame(columns=["person_id", "category", "weighted_activities"])
+
+    result = segment_persons(behaviour, interests, orders.reset_index(drop=True))
+    assert len(behaviour) > 4_000  # every customer of the year
+    assert result.method == "recency, frequency, monetary"
+    _assert_segments_a_marketer_reads(result.summary, np.mean(result.stability), at_least=4)
 
 
 def test_taobao_events_match_the_source(tmp_path, request):
@@ -99,6 +137,12 @@ def test_taobao_events_match_the_source(tmp_path, request):
     buys = log[log["type"] == "buy"]
     orders = con.execute("select count(*) from intermediate.int_orders_aggregated").fetchone()[0]
     assert orders == len(buys.drop_duplicates(["user", "ts"]))
+    # Browsing but categories known only by id, no prices: value groups and window shoppers.
+    summary = con.execute("select * from ml.segment_summary").df()
+    stability = con.execute(
+        "select value from ml.segmentation_eval where metric = 'bootstrap_stability_ari'"
+    ).fetchone()[0]
+    _assert_segments_a_marketer_reads(summary, stability, at_least=3)
 
 
 def test_bank_marketing_contacts_match_the_source(tmp_path, request):
@@ -148,6 +192,18 @@ def test_hillstrom_gives_the_published_lifts_through_the_pipeline(tmp_path, monk
         assert 100 * rows.loc[arm, "lift"] == pytest.approx(conversion, abs=0.005)
         assert rows.loc[arm, "spend_diff"] == pytest.approx(spend, abs=0.005)
         assert rows.loc[arm, "significant"]
+
+
+def _assert_segments_a_marketer_reads(
+    summary: pd.DataFrame, stability: float, at_least: int
+) -> None:
+    """At least `at_least` segments (segment 0 aside), none under 3% of the persons, named in
+    words (no category id), that bootstrap resamples of the persons agree on (ARI >= 0.8)."""
+    segments = summary.loc[summary["segment_id"] > 0, ["segment_name", "person_share"]]
+    assert len(segments) >= at_least, segments
+    assert (segments["person_share"] >= 0.03).all(), segments
+    assert not segments["segment_name"].str.contains(r"\d{3}").any(), segments
+    assert stability >= 0.8
 
 
 def _source_file(name: str) -> Path:

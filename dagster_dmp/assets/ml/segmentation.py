@@ -4,18 +4,20 @@ import dagster as dg
 from threadpoolctl import threadpool_limits
 
 from dagster_dmp.assets.ml.inputs import (
+    ORDERS,
     PERSON_BEHAVIOUR,
     PERSON_INTERESTS,
+    PERSON_ORDERS_SQL,
     PERSON_SEGMENTS,
 )
-from dagster_dmp.assets.ml.quality import attempt, fits_what_it_can, not_evaluated
+from dagster_dmp.assets.ml.quality import EVAL_COLUMNS, attempt, fits_what_it_can, not_evaluated
 from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
 
 
 @dg.asset(
     key=PERSON_SEGMENTS,
-    deps=[PERSON_BEHAVIOUR, PERSON_INTERESTS],
+    deps=[PERSON_BEHAVIOUR, PERSON_INTERESTS, ORDERS],
     group_name="ml",
     kinds={"scipy", "duckdb"},
     description=(
@@ -23,10 +25,14 @@ from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
         "and price tiers as Dirichlet-multinomials, sessions and events per session as negative "
         "binomials, app use and discount share as binomials); k chosen by ICL on a sample; "
         "segment 1 has the most revenue per person; names say which categories and traits "
-        "set each segment apart; persons without any activity are segment 0. Also writes "
-        "`ml.segment_summary` (size, revenue, orders, sessions, channel and price mix, top "
-        "categories per segment). Too few active persons to choose k: all of them are one "
-        "segment (the metadata says so)."
+        "set each segment apart; persons without any activity are segment 0. Order-only data "
+        "(under a fifth of the active persons with a web or app session): recency, frequency "
+        "and monetary groups instead (new, loyal big spenders, loyal, at risk, lapsed; segment "
+        "0 = no completed order). Also writes `ml.segment_summary` (size, revenue, orders, "
+        "sessions, channel and price mix, top categories per segment) and "
+        "`ml.segmentation_eval` (k and the bootstrap stability: ARI between the segments and "
+        "refits on resampled persons). Too few active persons to choose k: all of them are "
+        "one segment (the metadata says so)."
     ),
 )
 @fits_what_it_can(
@@ -37,7 +43,8 @@ from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
             "segment_id": "int64",
             "segment_name": "string",
             "probability": "float64",
-        }
+        },
+        "ml.segmentation_eval": EVAL_COLUMNS,
     },
 )
 def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -47,18 +54,29 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
     interests = warehouse.read_frame(
         "select person_id, category, weighted_activities from marts.person_interests"
     )
+    orders = warehouse.read_frame(PERSON_ORDERS_SQL)
     with threadpool_limits(limits=1):
-        result, why = attempt(segment_persons, behaviour, interests)
+        result, why = attempt(segment_persons, behaviour, interests, orders)
     if result is None:
         result = one_segment(behaviour, interests)
+    evaluation = result.evaluation()
     warehouse.replace_tables(
-        {"ml.person_segments": result.assignments, "ml.segment_summary": result.summary}
+        {
+            "ml.person_segments": result.assignments,
+            "ml.segment_summary": result.summary,
+            "ml.segmentation_eval": evaluation,
+        }
     )
+    figures = evaluation.set_index("metric")["value"]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.assignments),
             "preview": markdown_preview(result.assignments),
             "k": result.k,
+            "method": result.method,
+            "bootstrap_stability_ari": dg.MetadataValue.float(
+                float(figures.get("bootstrap_stability_ari", float("nan")))
+            ),
             "segments": dg.MetadataValue.md(
                 result.summary[["segment_id", "segment_name", "persons", "revenue_per_person"]]
                 .round(2)

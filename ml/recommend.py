@@ -903,7 +903,7 @@ def _cosine(fitted: _Fitted, keep: int | None) -> sparse.csr_matrix:
     return sparse.vstack(blocks, format="csr")
 
 
-def item_similarity(fitted: _Fitted, model: str) -> sparse.csr_matrix:
+def _item_similarity(fitted: _Fitted, model: str) -> sparse.csr_matrix:
     """The item-item matrix behind `item_cf` (rows pruned to `item_neighbours`) or `item_knn`
     (rows pruned only to keep memory under `similarity_budget`); zero diagonal."""
     key = f"similarity:{model}"
@@ -925,7 +925,7 @@ def _item_knn(fitted: _Fitted, rows: np.ndarray) -> np.ndarray:
     similarity x rating. A person with no more products than that simply sums over all of
     them (one sparse product); the others go through dense (their products x candidates)
     blocks of at most `chunk_cells`, partitioned column-wise."""
-    similarity = item_similarity(fitted, "item_knn")
+    similarity = _item_similarity(fitted, "item_knn")
     k = fitted.config.knn_neighbours
     history = fitted.ratings[rows]
     counts = np.diff(history.indptr)
@@ -1031,7 +1031,7 @@ def _scores(fitted: _Fitted, model: str, rows: np.ndarray) -> np.ndarray:
     if model == "history":
         return history.toarray()
     if model == "item_cf":
-        return (history @ item_similarity(fitted, "item_cf")).toarray()
+        return (history @ _item_similarity(fitted, "item_cf")).toarray()
     if model == "item_knn":
         return _item_knn(fitted, rows)
     if model == "ease":

@@ -211,7 +211,7 @@ def test_no_product_is_its_own_neighbour(planted):
     config = RecommenderConfig(exclude="purchased")
     fitted = rec._fit(rec._clean(events), products, None, config)
     for model in ("item_cf", "item_knn"):
-        assert not rec.item_similarity(fitted, model).diagonal().any(), model
+        assert not rec._item_similarity(fitted, model).diagonal().any(), model
     assert not np.diag(rec._ease(fitted)).any()
     for model in ITEM_ITEM_MODELS:
         recs = recommend(events, products, model=model, persons=["loner"], config=config)

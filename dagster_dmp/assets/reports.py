@@ -24,6 +24,7 @@ from ingestion.channels import CHANNELS
 from ingestion.landing import DAMAGED, EMPTY, LOADED, UNREADABLE
 from ingestion.ledger import landing_problems
 from ingestion.pipeline import RAW_DATASET
+from ml.recommend import CONFIDENCE
 from reports import figures
 from reports.changes import describe_changes, load_headline, save_headline
 from reports.timeseries import (
@@ -170,7 +171,7 @@ def _hybrid_sentence(parts: pd.DataFrame, validation_persons: list[tuple]) -> st
     mix = ", ".join(f"{model} {weight:.2f}" for model, weight in parts.itertuples(index=False))
     return (
         f"The lists persons get (hybrid) blend {mix}: the blend beat the best single model"
-        f"{persons} with 95% confidence."
+        f"{persons} with {CONFIDENCE:.0%} confidence."
     )
 
 

@@ -78,7 +78,7 @@ REPEAT_SHARE = 0.05
 HALF_LIFE_SHARE = 0.25
 DECAY_SHARES: tuple[float | None, ...] = (HALF_LIFE_SHARE, None, 0.0625)
 # EASE inverts a (products x products) Gram matrix: only the most popular this many products
-# take part (dense float64: 200 MB and a few seconds at 5,000; cubic beyond).
+# take part (dense float32: 100 MB and about a second at 5,000 on 2 cores; cubic beyond).
 EASE_MAX_ITEMS = 5000
 EASE_LAMBDA_SHARE = 3.0
 # Hybrid choice. Validation = the latest VALIDATION_SHARE of the training events (by time).

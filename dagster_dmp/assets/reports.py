@@ -24,6 +24,7 @@ from ingestion.channels import CHANNELS
 from ingestion.landing import DAMAGED, EMPTY, LOADED, UNREADABLE
 from ingestion.ledger import landing_problems
 from ingestion.pipeline import RAW_DATASET
+from ml.recommend import CONFIDENCE
 from reports import figures
 from reports.changes import describe_changes, load_headline, save_headline
 from reports.timeseries import (
@@ -155,6 +156,23 @@ def _activity_sections(daily: pd.DataFrame, partial_day: Any = None) -> list[Sec
             figures.weekly_seasonality(pattern, measure),
         ),
     ]
+
+
+def _hybrid_sentence(parts: pd.DataFrame, validation_persons: list[tuple]) -> str:
+    """What the hybrid (the lists persons get) is, as its asset chose it on validation."""
+    if parts.empty:
+        return ""
+    persons = f" on {validation_persons[0][0]:,.0f} persons" if validation_persons else ""
+    if len(parts) == 1:
+        return (
+            f"The lists persons get (hybrid) come from {parts['model'].iloc[0]} alone, the model "
+            f"that validated best{persons} (a blend did not beat it with confidence)."
+        )
+    mix = ", ".join(f"{model} {weight:.2f}" for model, weight in parts.itertuples(index=False))
+    return (
+        f"The lists persons get (hybrid) blend {mix}: the blend beat the best single model"
+        f"{persons} with {CONFIDENCE:.0%} confidence."
+    )
 
 
 def _with_data(
@@ -348,6 +366,14 @@ def marketing_report(
             " where metric in ('ndcg', 'precision', 'recall', 'coverage') and k = 10"
             " order by model, metric"
         ).df()
+        hybrid_parts = con.sql(
+            "select model, value from ml.recommendation_eval"
+            " where metric = 'hybrid_weight' and value > 0 order by value desc, model"
+        ).df()
+        validation_persons = con.sql(
+            "select value from ml.recommendation_eval"
+            " where model = 'hybrid' and metric = 'validation_persons'"
+        ).fetchall()
         ab_tests = con.sql(
             "select campaign_id, variant, users, conversions, conversion_rate, ci_low, ci_high,"
             " lift, p_value from ml.ab_test_results order by campaign_id, variant"
@@ -501,7 +527,8 @@ def marketing_report(
             "recommendations",
             "Recommendation quality",
             "Offline evaluation on the latest days held out: precision, recall, NDCG and "
-            "catalogue coverage of the top 10 for each model against the popularity baseline.",
+            "catalogue coverage of the top 10 for each model against the popularity baseline. "
+            + _hybrid_sentence(hybrid_parts, validation_persons),
             recommendation_eval,
             figures.recommendation_quality,
         ),

@@ -25,7 +25,7 @@ from dagster_dmp.assets.ml.quality import (
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.frames import ModelFitError
-from ml.recommend import RecommenderConfig, evaluate, recommend, temporal_split
+from ml.recommend import COMPONENTS, RecommenderConfig, evaluate, recommend, temporal_split
 
 RECOMMENDATIONS = dg.AssetKey(["ml", "recommendations"])
 TOP_N = 10
@@ -61,13 +61,17 @@ EMPTY = {
     kinds={"scipy", "duckdb"},
     description=(
         f"Top {TOP_N} products per profiled person from implicit feedback (event type weights, "
-        "time decay): a hybrid of item- and user-based collaborative filtering, category/brand "
-        "content affinity and popularity, blend weights tuned on the latest history; "
-        "purchased products excluded; persons without history get the best-sellers. "
-        "`ml.recommendation_eval` holds precision, recall, NDCG and catalogue coverage at "
-        "5/10/20 for every model on a temporal holdout (the last fifth of the days). Without "
-        "a holdout (nobody seen before it came back) the lists are still written, the blend "
-        "tuned as the latest history allows, and the metadata says what was not evaluated."
+        "time decay relative to the data's span): the hybrid is the model that validates best "
+        "on the latest history among popularity, the person's own history, item-kNN, EASE, "
+        "implicit ALS, user- and item-based CF and category/brand content, or a blend of the "
+        "best three where it beats that model with confidence; products the person already "
+        "has (bought, or any seen where nobody comes back to them) excluded; persons without "
+        "history get the best-sellers. `ml.recommendation_eval` holds precision, recall, NDCG "
+        "and catalogue coverage at 5/10/20 for every model on a temporal holdout (the last "
+        "fifth of the days), and the hybrid's choice: its weights (`hybrid_weight`), each "
+        "model's validation NDCG@10 (`validation_ndcg`) and the validation persons. Without "
+        "a holdout (nobody seen before it came back) the lists are still written, the hybrid "
+        "chosen as the latest history allows, and the metadata says what was not evaluated."
     ),
 )
 @fits_what_it_can(RECOMMENDATIONS, EMPTY)
@@ -81,28 +85,36 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
     holdout_days = float(min(14, max(2, span_days // 5)))
     with threadpool_limits(limits=1):
         evaluation, why = attempt(evaluate, interactions, products, holdout_days=holdout_days)
-        # Not evaluated: recommend() tunes the blend itself (the defaults when it cannot).
-        weights = None if evaluation is None else evaluation.attrs["hybrid_weights"]
+        # The lists use the hybrid the evaluation chose (on its training part, so the figures
+        # describe it); not evaluated, recommend() chooses it itself on all the history.
+        config = RecommenderConfig()
+        choice = None if evaluation is None else evaluation.attrs["hybrid_choice"]
+        if choice is not None:
+            config = replace(
+                config,
+                hybrid_weights=choice["weights"],
+                half_life_share=choice["half_life_share"],
+            )
         lists = recommend(
-            interactions,
-            products,
-            model="hybrid",
-            n=TOP_N,
-            persons=persons,
-            config=replace(RecommenderConfig(), hybrid_weights=weights),
+            interactions, products, model="hybrid", n=TOP_N, persons=persons, config=config
         )
+        choice = choice or lists.attrs.get("hybrid_choice", {})
     test_pairs = len(temporal_split(interactions, holdout_days).test)
     if evaluation is None:
-        return _without_evaluation(warehouse, lists, holdout_days, test_pairs, why)
+        return _without_evaluation(warehouse, lists, holdout_days, test_pairs, why, choice)
     ndcg = evaluation[(evaluation["metric"] == "ndcg") & (evaluation["k"] == TOP_N)]
     ndcg = ndcg.set_index("model")["value"]
+    summary = [("hybrid", "test_pairs", float(test_pairs))]
+    # Popularity can find nothing (a long tail nobody shares): then the lift is undefined and
+    # not written (the floor check abstains), rather than a division by zero.
+    lift_note = "popularity NDCG@10 is 0: the lift over it is undefined, not written"
+    if ndcg["popularity"] > 0:
+        summary.append(("hybrid", "ndcg_lift_over_popularity", ndcg["hybrid"] / ndcg["popularity"]))
+        lift_note = f"{ndcg['hybrid'] / ndcg['popularity']:.2f}x popularity's NDCG@10"
+    summary += _choice_rows(choice)
     summary = pd.DataFrame(
-        {
-            "model": ["hybrid", "hybrid"],
-            "metric": ["ndcg_lift_over_popularity", "test_pairs"],
-            "k": [TOP_N, TOP_N],
-            "value": [ndcg["hybrid"] / ndcg["popularity"], float(test_pairs)],
-        }
+        [(model, metric, TOP_N, value) for model, metric, value in summary],
+        columns=["model", "metric", "k", "value"],
     )
     warehouse.replace_tables(
         {
@@ -112,7 +124,8 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
     return dg.MaterializeResult(
         metadata={
-            **_lists_metadata(lists, holdout_days, test_pairs, weights),
+            **_lists_metadata(lists, holdout_days, test_pairs, choice),
+            "hybrid_lift": lift_note,
             "ndcg_at_10": dg.MetadataValue.md(ndcg.round(4).to_frame("ndcg@10").to_markdown()),
             "evaluation": dg.MetadataValue.md(
                 evaluation[evaluation["k"] == TOP_N]
@@ -124,29 +137,40 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
+def _choice_rows(choice: dict) -> list[tuple[str, str, float]]:
+    """The hybrid's choice as eval rows: each component's weight in it and validation NDCG@10,
+    and the persons validated on."""
+    weights = choice.get("weights", {})
+    validation = choice.get("validation_ndcg", {})
+    rows = [(part, "hybrid_weight", float(weights.get(part, 0.0))) for part in COMPONENTS]
+    rows += [(part, "validation_ndcg", float(value)) for part, value in validation.items()]
+    rows.append(("hybrid", "validation_persons", float(choice.get("validation_persons", 0))))
+    return rows
+
+
 def _without_evaluation(
     warehouse: WarehouseResource,
     lists: pd.DataFrame,
     holdout_days: float,
     test_pairs: int,
     why: str,
+    choice: dict,
 ) -> dg.MaterializeResult:
     """The lists, and an eval table holding only the (too few) test pairs: the floor abstains."""
     evidence = pd.DataFrame(
         {"model": ["hybrid"], "metric": ["test_pairs"], "k": [TOP_N], "value": [float(test_pairs)]}
     )
     warehouse.replace_tables({"ml.recommendations": lists, "ml.recommendation_eval": evidence})
-    weights = lists.attrs.get("hybrid_weights", {})
     return dg.MaterializeResult(
         metadata={
-            **_lists_metadata(lists, holdout_days, test_pairs, weights),
+            **_lists_metadata(lists, holdout_days, test_pairs, choice),
             "note": not_evaluated(why),
         }
     )
 
 
 def _lists_metadata(
-    lists: pd.DataFrame, holdout_days: float, test_pairs: int, weights: dict
+    lists: pd.DataFrame, holdout_days: float, test_pairs: int, choice: dict
 ) -> dict[str, object]:
     return {
         "dagster/row_count": len(lists),
@@ -154,7 +178,10 @@ def _lists_metadata(
         "persons": int(lists["person_id"].nunique()),
         "holdout_days": holdout_days,
         "test_pairs": test_pairs,
-        "hybrid_weights": dg.MetadataValue.json(weights),
+        "excluded": lists.attrs.get("exclude", ""),
+        "hybrid_weights": dg.MetadataValue.json(lists.attrs.get("hybrid_weights", {})),
+        "hybrid_choice": choice.get("reason", ""),
+        "hybrid_half_life_share": str(choice.get("half_life_share")),
     }
 
 

@@ -23,6 +23,7 @@ SPEND_MODELS = ("mean", "last_period_spend", "bgnbd_gamma_gamma", "gradient_boos
 NAIVE_SPEND_MODELS = SPEND_MODELS[:2]
 SPEND_FEATURES = (*BTYD_COLUMNS, "orders", "revenue", "last_period_spend")
 MIN_SPEND_CUSTOMERS = 40
+MIN_SPENDERS = 20  # customers who spent in the holdout window, for a forecast to be judged
 NO_DROP_OUT = 1e-6  # a drop-out chance per purchase below this is no drop-out at all
 NO_DROP_OUT_DRIFT = 1e-4  # a fit that stopped below this was heading for no drop-out
 
@@ -320,6 +321,13 @@ def fit_spend_model(
             f"got {len(matrix)}"
         )
     spent = target > 0
+    if spent.sum() < MIN_SPENDERS:
+        # Nobody (or a handful) spending makes "predict 0" perfect: R² 1 that means nothing.
+        raise ModelFitError(
+            f"only {int(spent.sum())} of {len(target)} customers spent in the "
+            f"{horizon_periods:g}-period holdout window: too few to judge a spend forecast "
+            f"(at least {MIN_SPENDERS})"
+        )
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
         matrix, spent if min(spent.sum(), (~spent).sum()) >= n_folds else np.zeros(len(spent))
     )

@@ -250,6 +250,8 @@ def test_spend_model_needs_its_features_and_sound_inputs():
         fit_spend_model(features, -spend, horizon_periods=4)
     with pytest.raises(ValueError, match="T"):
         fit_spend_model(features.assign(T="x"), spend, horizon_periods=4)
+    with pytest.raises(ModelFitError, match="only 0 of 200 customers spent"):
+        fit_spend_model(features, np.zeros(len(spend)), horizon_periods=4)
     with pytest.raises(ModelFitError, match="at least 40 customers"):
         fit_spend_model(features.head(39), spend[:39], horizon_periods=4)
     with pytest.raises(ValueError, match="recency exceeds T"):

@@ -324,9 +324,9 @@ def fit_spend_model(
     if spent.sum() < MIN_SPENDERS:
         # Nobody (or a handful) spending makes "predict 0" perfect: R² 1 that means nothing.
         raise ModelFitError(
-            f"only {int(spent.sum())} of {len(target)} customers spent in the "
-            f"{horizon_periods:g}-period holdout window: too few to judge a spend forecast "
-            f"(at least {MIN_SPENDERS})"
+            f"only {int(spent.sum())} of {len(target)} customers spent in the holdout window "
+            f"({horizon_periods:.3g} periods): too few to judge a spend forecast (at least "
+            f"{MIN_SPENDERS})"
         )
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
         matrix, spent if min(spent.sum(), (~spent).sum()) >= n_folds else np.zeros(len(spent))

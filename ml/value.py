@@ -23,7 +23,7 @@ SPEND_MODELS = ("mean", "last_period_spend", "bgnbd_gamma_gamma", "gradient_boos
 NAIVE_SPEND_MODELS = SPEND_MODELS[:2]
 SPEND_FEATURES = (*BTYD_COLUMNS, "orders", "revenue", "last_period_spend")
 MIN_SPEND_CUSTOMERS = 40
-MIN_SPENDERS = 20  # customers who spent in the holdout window, for a forecast to be judged
+MIN_SPENDERS = 5  # customers who spent in the holdout window, for a forecast to be judged
 NO_DROP_OUT = 1e-6  # a drop-out chance per purchase below this is no drop-out at all
 NO_DROP_OUT_DRIFT = 1e-4  # a fit that stopped below this was heading for no drop-out
 

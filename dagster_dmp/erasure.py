@@ -39,6 +39,7 @@ from ingestion.suppression import (
     privacy_salt,
     suppression_key,
 )
+from serving.snapshot import erase
 
 AUDIT_TABLE = "privacy.erasure_requests"
 # Identifiers the warehouse keeps only hashed; the raw data holds them in clear.
@@ -67,6 +68,8 @@ def forget(
         persons, identifiers = _who(con, email, person_id)
         clear = _clear_values(con, identifiers) | ({email.strip().lower()} if email else set())
     erasure = Erasure(uuid.uuid4().hex, sorted(persons), sorted(identifiers))
+    # Serving stops showing the person now, not after the rebuild.
+    erase(settings.serving_dir(), erasure.persons, label="erasure")
     add_to_suppression(settings.privacy_dir(), salt, identifiers, erasure.request_id)
     suppression = load_suppression(settings.privacy_dir())
     with duckdb.connect(str(database)) as con:

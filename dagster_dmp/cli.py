@@ -257,7 +257,7 @@ def _profile(args: argparse.Namespace) -> int:
     import json
 
     from serving import profiles
-    from serving.snapshot import SnapshotReader
+    from serving.snapshot import opened
 
     if args.identifier:
         kind, value = args.identifier
@@ -267,9 +267,9 @@ def _profile(args: argparse.Namespace) -> int:
             for kind in ("person_id", "email", "phone")
             if getattr(args, kind) is not None
         )
-    manifest, con = SnapshotReader(settings.serving_dir()).cursor()
-    person_id = profiles.find_person(con, kind, value)
-    document = profiles.profile(con, person_id) if person_id else None
+    with opened(settings.serving_dir()) as (manifest, con):
+        person_id = profiles.find_person(con, kind, value)
+        document = profiles.profile(con, person_id) if person_id else None
     if document is None:
         raise RuntimeError(f"not found: no person holds this {kind.replace('_', ' ')}")
     if args.json:

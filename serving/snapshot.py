@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +42,11 @@ class Manifest:
 
 class NoSnapshot(RuntimeError):
     """No run has published profiles yet."""
+
+    def __init__(self, serving_dir: Path):
+        super().__init__(
+            f"no run has published profiles yet (no {serving_dir / POINTER}): run `dmp run` first"
+        )
 
 
 def publish(database: Path, serving_dir: Path, label: str) -> Manifest:
@@ -82,6 +89,16 @@ def current(serving_dir: Path) -> Manifest | None:
         label=data["label"],
         persons=data["persons"],
     )
+
+
+@contextmanager
+def opened(serving_dir: Path) -> Iterator[tuple[Manifest, duckdb.DuckDBPyConnection]]:
+    """The current snapshot, read-only, for one caller (`dmp profile`)."""
+    manifest = current(serving_dir)
+    if manifest is None:
+        raise NoSnapshot(serving_dir)
+    with duckdb.connect(str(serving_dir / manifest.snapshot), read_only=True) as con:
+        yield manifest, con
 
 
 def _new_name(serving_dir: Path, label: str) -> tuple[str, Path]:
@@ -141,10 +158,7 @@ class SnapshotReader:
         try:
             stat = (self.serving_dir / POINTER).stat()
         except FileNotFoundError:
-            raise NoSnapshot(
-                f"no run has published profiles yet (no {self.serving_dir / POINTER}): "
-                "run `dmp run` first"
-            ) from None
+            raise NoSnapshot(self.serving_dir) from None
         version = (stat.st_ino, stat.st_mtime_ns)
         opened = self._opened
         if opened is not None and opened[0] == version:

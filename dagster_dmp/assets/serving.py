@@ -41,7 +41,7 @@ PERSON_IDENTIFIERS = dg.AssetKey(["marts", "person_identifiers"])
 def profile_snapshot(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    manifest = publish(warehouse.database, warehouse.serving, label=context.run_id[:8])
+    manifest = publish(warehouse.database, warehouse.serving, label=context.run.run_id[:8])
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": manifest.persons,

@@ -142,7 +142,8 @@ def _person_ids(database: Path) -> list[str]:
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as con:
-        return [row[0] for row in con.execute("select person_id from marts.person_profiles")]
+        rows = con.execute("select person_id from marts.person_profiles").fetchall()
+        return [row[0] for row in rows]
 
 
 def _free_port() -> int:
@@ -195,6 +196,7 @@ def _max_rate(port: int, ids_file: Path, seconds: float) -> dict:
         "requests_per_s": result["requests"] / result["seconds"],
         "errors": result["non_2xx"] + result["socket_errors"],
         **{key: result[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+        "load_average_after": os.getloadavg()[0],
     }
 
 
@@ -257,6 +259,7 @@ def _fixed_rate(port, ids, seconds, label, until=None) -> dict:
         "p95_ms": percentile(95),
         "p99_ms": percentile(99),
         "max_ms": 1000 * ordered[-1],
+        "load_average_after": os.getloadavg()[0],
     }
 
 
@@ -323,6 +326,9 @@ def _write(args, built: dict, persons: int, rows: list[dict]) -> None:
             f"{during['snapshot_swapped']}. The run (every dbt model, then the snapshot) takes "
             "most of the 2 cores, which the server and the load generator share."
         ),
+        "- Machine load (1-minute load average) after each step: "
+        + ", ".join(f"{row['load_average_after']:.1f}" for row in rows)
+        + "; other agents' work (tests, dbt, Dagster) may share the cores.",
     ]
     (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

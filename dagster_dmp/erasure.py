@@ -5,8 +5,10 @@
 2. Never again: the identifiers go on the suppression list (salted hashes, ingestion/
    suppression.py), so ingestion drops their records from the landing files it reads, today
    and after any rebuild from the landing zone.
-3. Gone now: their rows in every raw table and quarantine table, their person id in the id
-   memory, dlt's copies of past loads, and their identifiers in every delivered export file.
+3. Gone now: out of the profiles `dmp serve` and `dmp profile` read (a snapshot without them is
+   published first), their rows in every raw table and quarantine table, their person id in
+   the id memory, dlt's copies of past loads, and their identifiers in every delivered export
+   file.
 4. Rebuilt: every asset is materialised again with `dbt build --full-refresh`, so staging,
    the identity graph, marts, ML outputs, audiences, exports and the report follow.
 5. Checked: every warehouse table and every export and report file is scanned for the

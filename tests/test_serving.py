@@ -48,9 +48,10 @@ PARTS = {
 
 
 @pytest.fixture(scope="module")
-def served(small_landing, tmp_path_factory):
+def warehouse(small_landing, tmp_path_factory):
     """A warehouse built from the small landing zone (its run published a snapshot), with the
-    environment pointing at it."""
+    environment pointing at it: its path (the run's result stays here, so nothing keeps
+    Dagster's objects for the rest of the session)."""
     root = tmp_path_factory.mktemp("serving")
     landing = root / "landing"
     shutil.copytree(small_landing, landing)
@@ -66,19 +67,19 @@ def served(small_landing, tmp_path_factory):
         }.items():
             patch.setenv(name, str(path))
         patch.delenv("DMP_SERVING_DIR", raising=False)
-        yield run
+        yield run.duckdb_path
 
 
 @pytest.fixture(scope="module")
-def serving_dir(served) -> Path:
-    return served.duckdb_path.parent / "serving"
+def serving_dir(warehouse) -> Path:
+    return warehouse.parent / "serving"
 
 
 @pytest.fixture(scope="module")
-def person(served) -> dict[str, str]:
+def person(warehouse) -> dict[str, str]:
     """A person the graph knows by all six kinds, with the e-mail and phone as the CRM
     spells them (clear, before normalisation)."""
-    with duckdb.connect(str(served.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         person_id = con.execute(
             "select person_id from marts.person_identifiers where identifier_type in"
             " (select unnest(?::varchar[])) group by person_id"
@@ -106,7 +107,7 @@ def person(served) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(served, serving_dir):
+def server(warehouse, serving_dir):
     """`dmp serve` in its own process, once /healthz answers."""
     port = free_port()
     env = {**os.environ, "DMP_READ_KEYS": f"crm:{READ_KEY}", "DMP_WRITE_KEYS": f"web:{WRITE_KEY}"}
@@ -142,7 +143,7 @@ def profile_json(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_every_identifier_kind_finds_the_same_person(served, person, capsys):
+def test_every_identifier_kind_finds_the_same_person(warehouse, person, capsys):
     email, phone = person["email"], person["phone"]
     lookups = [
         ["--person-id", person["person_id"]],
@@ -155,11 +156,11 @@ def test_every_identifier_kind_finds_the_same_person(served, person, capsys):
         assert profile_json(capsys, *lookup)["person_id"] == person["person_id"], lookup
 
 
-def test_the_profile_holds_every_part_as_the_warehouse_has_it(served, person, capsys):
+def test_the_profile_holds_every_part_as_the_warehouse_has_it(warehouse, person, capsys):
     document = profile_json(capsys, "--person-id", person["person_id"])
     assert set(document) == PARTS
     assert set(document["consent"]) == set(PURPOSES)
-    with duckdb.connect(str(served.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         identifiers = con.execute(
             "select identifier_type, identifier_value from marts.person_identifiers"
             " where person_id = ? order by 1, 2",
@@ -200,7 +201,7 @@ def test_the_profile_holds_every_part_as_the_warehouse_has_it(served, person, ca
     assert recommended and document["demographics"] and document["propensity"] is not None
 
 
-def test_the_text_profile_and_an_unknown_person(served, person, capsys):
+def test_the_text_profile_and_an_unknown_person(warehouse, person, capsys):
     assert main(["profile", "--email", person["email"]]) == 0
     out = capsys.readouterr().out
     assert f"person_id: {person['person_id']}" in out and "consent:" in out
@@ -238,10 +239,10 @@ def test_the_api_answers_with_reasons(server, person):
     assert get(server, "/v1/persons/p_nobody/recommendations")[0] == 404
 
 
-def test_audience_members_page_through_the_consented_members_only(served, server):
+def test_audience_members_page_through_the_consented_members_only(warehouse, server):
     status, body = get(server, "/v1/audiences")
     assert status == 200 and body["audiences"]
-    with duckdb.connect(str(served.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         for audience in body["audiences"]:
             for purpose, column in PURPOSES.items():
                 consented = {
@@ -315,7 +316,7 @@ def test_fuzzed_requests_from_the_openapi_document_never_fail_the_server(server,
 
 
 def test_a_run_never_blocks_reads_and_a_failed_run_keeps_the_last_snapshot(
-    served, serving_dir, server, person, tmp_path, monkeypatch
+    warehouse, serving_dir, server, person, tmp_path, monkeypatch
 ):
     before = current(serving_dir)
     answers: list[tuple[int, float]] = []
@@ -356,11 +357,11 @@ def test_a_run_never_blocks_reads_and_a_failed_run_keeps_the_last_snapshot(
     assert len(list(serving_dir.glob("snapshot-*.duckdb"))) == 2  # the last two are kept
 
 
-def test_reads_answer_while_a_writer_holds_the_warehouse(served, server, person, capsys):
+def test_reads_answer_while_a_writer_holds_the_warehouse(warehouse, server, person, capsys):
     """The warehouse locked and open for writing, as during a run: serving does not touch it."""
     with (
-        warehouse_lock(served.duckdb_path, "a test standing in for a run"),
-        duckdb.connect(str(served.duckdb_path)),
+        warehouse_lock(warehouse, "a test standing in for a run"),
+        duckdb.connect(str(warehouse)),
     ):
         assert get(server, f"/v1/profiles/{person['person_id']}")[0] == 200
         assert (
@@ -368,7 +369,7 @@ def test_reads_answer_while_a_writer_holds_the_warehouse(served, server, person,
         )
 
 
-def test_an_erased_person_leaves_serving_at_once(served, serving_dir, server, person, capsys):
+def test_an_erased_person_leaves_serving_at_once(warehouse, serving_dir, server, person, capsys):
     person_id = person["person_id"]
     assert erase(serving_dir, [person_id], label="erasure") is not None
     assert get(server, f"/v1/profiles/{person_id}")[0] == 404

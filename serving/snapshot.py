@@ -57,6 +57,7 @@ def publish(database: Path, serving_dir: Path, label: str) -> Manifest:
         partial.unlink()  # a publisher that died half-way; only one publishes at a time
     name, partial = _new_name(serving_dir, label)
     with duckdb.connect(str(partial)) as con:
+        con.execute("set enable_progress_bar = false")  # a run's output is one line a step
         con.execute(f"attach '{_quoted(database)}' as warehouse (read_only)")
         persons = build_serving_tables(con, "warehouse")
         con.execute("detach warehouse")

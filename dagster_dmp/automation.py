@@ -8,6 +8,7 @@ import json
 import dagster as dg
 
 from dagster_dmp import settings
+from dagster_dmp.assets.serving import PROFILE_SNAPSHOT
 from dagster_dmp.assets.warehouse import warehouse_models
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
@@ -23,14 +24,16 @@ SENSOR_STATUS, SCHEDULE_STATUS = (
 # The micro-batch is what keeps profiles minutes behind the collector: every channel's new
 # files, then the dbt models without their tests (the tests take longer than the models and
 # run every hour in refresh_everything). The ingestion checks stay: they are cheap and catch
-# an unreadable file at once.
+# an unreadable file at once. Its last step publishes the profiles `dmp serve` reads.
 refresh_warehouse = dg.define_asset_job(
     "refresh_warehouse",
     selection=dg.AssetSelection.groups("ingestion")
-    | dg.AssetSelection.groups("warehouse").without_checks(),
+    | dg.AssetSelection.groups("warehouse").without_checks()
+    | dg.AssetSelection.assets(PROFILE_SNAPSHOT),
     description=(
-        "Micro-batch: ingest the files that landed and build the dbt models incrementally "
-        "(dbt tests, ML and the report run hourly in refresh_everything)."
+        "Micro-batch: ingest the files that landed, build the dbt models incrementally and "
+        "publish the profile snapshot (dbt tests, ML and the report run hourly in "
+        "refresh_everything)."
     ),
 )
 
@@ -78,7 +81,8 @@ def landing_fingerprints() -> dict[str, str]:
 
 
 def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunRequest:
-    """Ingest only the channels whose files changed, then every dbt model (no dbt tests)."""
+    """Ingest only the channels whose files changed, then every dbt model (no dbt tests), then
+    publish the profile snapshot."""
     channels = [CHANNELS[folder] for folder in changed_folders]
     return dg.RunRequest(
         run_key=run_key,
@@ -89,6 +93,7 @@ def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunReque
                 for table in (channel.table, channel.quarantine_table, channel.files_table)
             ),
             *warehouse_models.keys,
+            PROFILE_SNAPSHOT,
         ],
         asset_check_keys=[
             dg.AssetCheckKey(

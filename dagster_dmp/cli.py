@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Open warehouse-native Data Management Platform "
         "(dlt -> DuckDB -> dbt -> ML -> reports).",
         epilog="Paths: DMP_DUCKDB_PATH (warehouse), DMP_LANDING_DIR (input files), "
-        "DMP_REPORTS_DIR (report), DMP_REAL_DATA_DIR (real datasets for --dataset).",
+        "DMP_REPORTS_DIR (report), DMP_SERVING_DIR (published profile snapshots), "
+        "DMP_REAL_DATA_DIR (real datasets for --dataset).",
     )
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error, not one line"
@@ -124,6 +125,37 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--person-id", help="the person's id (marts.person_profiles.person_id)")
     _add_wait_option(forget)
     forget.set_defaults(handler=_forget)
+
+    from serving.profiles import LOOKUP_TYPES
+
+    profile = commands.add_parser(
+        "profile",
+        help="print one person's whole profile (identifiers, demographics, RFM, interests, "
+        "segment, scores, recommendations, audiences, consent) from the published snapshot",
+    )
+    by = profile.add_mutually_exclusive_group(required=True)
+    by.add_argument("--person-id", help="the person's id")
+    by.add_argument("--email", help="an e-mail address (normalised and hashed as stored)")
+    by.add_argument("--phone", help="a phone number (its digits, hashed as stored)")
+    by.add_argument(
+        "--identifier",
+        nargs=2,
+        metavar=("TYPE", "VALUE"),
+        help=f"any identifier; TYPE one of {', '.join(LOOKUP_TYPES)}",
+    )
+    profile.add_argument("--json", action="store_true", help="print the profile as JSON")
+    profile.set_defaults(handler=_profile)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the read API (profiles, audiences, recommendations) from the published "
+        "snapshot; read keys from DMP_READ_KEYS='name:KEY,name2:KEY2'; OpenAPI at /openapi.json",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    serve.add_argument("--port", type=int, default=8282, help="port (default: %(default)s)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -218,6 +250,65 @@ def _forget(args: argparse.Namespace) -> int:
             _progress(f"trace left: {trace}")
         raise RuntimeError(f"{len(erasure.traces)} trace(s) of the person remain (listed above)")
     _progress("scan of every table, export and report file: no trace left")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import json
+
+    from serving import profiles
+    from serving.snapshot import opened
+
+    if args.identifier:
+        kind, value = args.identifier
+    else:
+        kind, value = next(
+            (kind, getattr(args, kind))
+            for kind in ("person_id", "email", "phone")
+            if getattr(args, kind) is not None
+        )
+    with opened(settings.serving_dir()) as (manifest, con):
+        person_id = profiles.find_person(con, kind, value)
+        document = profiles.profile(con, person_id) if person_id else None
+    if document is None:
+        raise RuntimeError(f"not found: no person holds this {kind.replace('_', ' ')}")
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    _progress(f"snapshot {manifest.snapshot}, published {manifest.age_seconds():.0f}s ago")
+    for part, value in document.items():
+        if part == "person_id":
+            print(f"person_id: {value}")
+        elif isinstance(value, dict):
+            print(f"{part}:")
+            for key, item in value.items():
+                print(f"  {key}: {'-' if item is None else item}")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"{part}:")
+            for item in value:
+                print("  " + "  ".join(f"{key}={item[key]}" for key in item))
+        else:
+            shown = ", ".join(value) if isinstance(value, list) else value
+            print(f"{part}: {shown if shown not in (None, '') else '-'}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.api import read_keys_from_env, run_server
+    from serving.snapshot import current
+
+    read_keys = read_keys_from_env()
+    serving = settings.serving_dir()
+    manifest = current(serving)
+    _progress(
+        f"serving {serving} on http://{args.host}:{args.port} (OpenAPI: /openapi.json); "
+        + (
+            f"snapshot {manifest.snapshot}, {manifest.persons:,} persons"
+            if manifest
+            else "no snapshot yet: answers 503 until a run publishes one"
+        )
+    )
+    run_server(args.host, args.port, serving, read_keys)
     return 0
 
 

@@ -5,8 +5,10 @@
 2. Never again: the identifiers go on the suppression list (salted hashes, ingestion/
    suppression.py), so ingestion drops their records from the landing files it reads, today
    and after any rebuild from the landing zone.
-3. Gone now: their rows in every raw table and quarantine table, their person id in the id
-   memory, dlt's copies of past loads, and their identifiers in every delivered export file.
+3. Gone now: out of the profiles `dmp serve` and `dmp profile` read (a snapshot without them is
+   published first), their rows in every raw table and quarantine table, their person id in
+   the id memory, dlt's copies of past loads, and their identifiers in every delivered export
+   file.
 4. Rebuilt: every asset is materialised again with `dbt build --full-refresh`, so staging,
    the identity graph, marts, ML outputs, audiences, exports and the report follow.
 5. Checked: every warehouse table and every export and report file is scanned for the
@@ -39,6 +41,7 @@ from ingestion.suppression import (
     privacy_salt,
     suppression_key,
 )
+from serving.snapshot import erase
 
 AUDIT_TABLE = "privacy.erasure_requests"
 # Identifiers the warehouse keeps only hashed; the raw data holds them in clear.
@@ -67,6 +70,8 @@ def forget(
         persons, identifiers = _who(con, email, person_id)
         clear = _clear_values(con, identifiers) | ({email.strip().lower()} if email else set())
     erasure = Erasure(uuid.uuid4().hex, sorted(persons), sorted(identifiers))
+    # Serving stops showing the person now, not after the rebuild.
+    erase(settings.serving_dir(), erasure.persons, label="erasure")
     add_to_suppression(settings.privacy_dir(), salt, identifiers, erasure.request_id)
     suppression = load_suppression(settings.privacy_dir())
     with duckdb.connect(str(database)) as con:

@@ -31,6 +31,8 @@ class WarehouseResource(dg.ConfigurableResource):
     landing_dir: str
     reports_dir: str
     privacy_dir: str
+    # the published snapshots serving reads; default: settings.serving_dir beside the warehouse
+    serving_dir: str = ""
     # channel folder -> API URL for channels that also pull from an HTTP API
     api_urls: dict[str, str] = Field(default_factory=dict)
     api_lookback_hours: float = 72
@@ -60,6 +62,10 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def privacy(self) -> Path:
         return Path(self.privacy_dir)
+
+    @property
+    def serving(self) -> Path:
+        return Path(self.serving_dir) if self.serving_dir else settings.serving_dir(self.database)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -136,6 +142,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             landing_dir=str(settings.landing_dir()),
             reports_dir=str(settings.reports_dir()),
             privacy_dir=str(settings.privacy_dir()),
+            serving_dir=str(settings.serving_dir()),
             api_urls=settings.api_urls([c.folder for c in CHANNELS.values() if c.api_cursor]),
             api_lookback_hours=settings.api_lookback_hours(),
         ),

@@ -39,6 +39,12 @@ def exports_dir() -> Path:
     return Path(os.environ.get("DMP_EXPORTS_DIR", REPO_ROOT / "data" / "exports")).resolve()
 
 
+def serving_dir(database: Path | None = None) -> Path:
+    """The published snapshots serving reads (serving/snapshot.py), beside the warehouse."""
+    default = (database or duckdb_path()).parent / "serving"
+    return Path(os.environ.get("DMP_SERVING_DIR", default)).resolve()
+
+
 def logs_dir() -> Path:
     """Each `dmp` run's full log (Dagster's events at DEBUG), beside the warehouse."""
     return Path(os.environ.get("DMP_LOGS_DIR", duckdb_path().parent / "logs")).resolve()

@@ -71,8 +71,10 @@ def test_a_forgotten_person_leaves_no_trace_and_does_not_come_back(warehouse, tm
     before = scan(database, folders, needles)
     assert any("marts.person_profiles" in trace for trace in before)
     assert any("exports" in trace for trace in before), "the person was delivered before"
+    assert main(["profile", "--email", email]) == 0, "served before"
 
     assert main(["forget", "--email", email.upper()]) == 0
+    assert main(["profile", "--email", email]) == 1, "not served after"
     assert scan(database, folders, needles) == []
     with duckdb.connect(str(database), read_only=True) as con:
         (removed,) = con.execute(f"select removed from {AUDIT_TABLE}").fetchone()

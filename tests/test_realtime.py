@@ -21,6 +21,8 @@ import pytest
 from conftest import free_port
 
 from dagster_dmp.settings import REPO_ROOT
+from serving import profiles
+from serving.snapshot import opened
 
 BIN = Path(sys.executable).parent
 WRITE_KEY = "realtime-test-key"
@@ -166,3 +168,10 @@ def test_posted_events_reach_the_profiles_without_anyone_launching_a_run(live_st
     assert web_events == 3
     assert as_of is not None
     assert stray == 0, "a rejected event never reaches the warehouse"
+
+    # The micro-batch's last step published the profiles serving reads.
+    with opened(database.parent / "serving") as (manifest, con):
+        person_id = profiles.find_person(con, "anonymous_id", visitor)
+        served = profiles.profile(con, person_id)
+    assert manifest.label == second.dagster_run.run_id[:8]
+    assert served["engagement"]["web_events"] == 3

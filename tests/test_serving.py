@@ -1,7 +1,8 @@
 """Profiles on demand: `dmp profile` and the read API (`dmp serve`) on a real warehouse, read
 from the published snapshot: lookups by every identifier kind, the API's answers and its
-OpenAPI document, reads that a run does not block, a failed run that keeps the last good
-snapshot, and an erasure that takes the person out of serving at once."""
+OpenAPI document (fuzzed by schemathesis), /healthz before any run, reads that a run does not
+block, a failed run that keeps the last good snapshot, and an erasure that takes the person out
+of serving at once."""
 
 import http.client
 import json

@@ -22,9 +22,10 @@ DISPLAY_MATCH_RATE = 0.04
 UNTRACKED_CLICK_SHARE = 0.06  # ad clicks that never show up as a tracked visit (bounce, blockers)
 SEARCH_CTR, SOCIAL_CTR = (0.03, 0.07), (0.006, 0.012)
 # How each channel is bought (EUR): search per click, social and display per 1,000
-# impressions, e-mail per message sent (the e-mail service's price).
+# impressions, e-mail per message sent (the e-mail service's price) plus the newsletter's
+# making (copy, design, the tool's seat), split over its variants by their sends.
 SEARCH_CPC, SOCIAL_CPM, DISPLAY_CPM = (0.8, 2.0), (6.0, 10.0), (4.0, 9.0)
-EMAIL_COST_PER_SEND = 0.003
+EMAIL_COST_PER_SEND, EMAIL_PRODUCTION_COST = 0.003, 600.0
 
 
 def _touch_table(
@@ -196,10 +197,12 @@ def _email_rows(index: int, touches: EmailTouches, send_day: int, period: Period
     """From the send day through the conversion week: sends on the send day, clicks as they come."""
     campaign = CAMPAIGNS[index]
     ours = touches.campaign == index
+    all_sends = max(int(ours.sum()), 1)
     rows = []
     for code, variant in enumerate(campaign.variants):
         in_variant = ours & (touches.variant == code)
         sends = int(in_variant.sum())
+        send_cost = sends * EMAIL_COST_PER_SEND + EMAIL_PRODUCTION_COST * sends / all_sends
         click_day = (touches.response_ms[in_variant & touches.clicked] - period.start_ms) // DAY_MS
         clicks = np.bincount(click_day, minlength=period.days)
         for day in range(send_day, min(send_day + 8, period.days)):
@@ -211,7 +214,7 @@ def _email_rows(index: int, touches: EmailTouches, send_day: int, period: Period
                     period.start + timedelta(days=day),
                     sent_today,
                     clicks[day],
-                    sent_today * EMAIL_COST_PER_SEND,
+                    send_cost if day == send_day else 0.0,
                 )
             )
     return rows

@@ -38,3 +38,10 @@ def utc_naive(values: pd.Series, name: str) -> pd.Series:
 def utc_naive_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp if stamp.tzinfo is None else stamp.tz_convert("UTC").tz_localize(None)
+
+
+def bulk_start(times: pd.Series, stray_share: float = 0.01) -> pd.Timestamp:
+    """Where the bulk of a history begins: its `stray_share` quantile, so a few stray early
+    records (Taobao's export has 35 weeks of them before its nine days) do not stretch the
+    span that windows and holdouts are cut from."""
+    return times.dropna().quantile(stray_share)

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +150,14 @@ def test_taobao_events_match_the_source(tmp_path, request):
         "select value from ml.recommendation_eval where metric = 'test_pairs'"
     ).fetchone()
     assert holdout_pairs > 0
+    # Nor the propensity's label window: nine days are too few, and it says so.
+    (propensity,) = [
+        event.materialization
+        for event in run.result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["ml", "propensity_scores"])
+    ]
+    note = propensity.metadata["note"].value
+    assert re.match(r"not evaluated: not enough history: (8|9)\.\d days", note), note
 
 
 def test_bank_marketing_contacts_match_the_source(tmp_path, request):

@@ -18,7 +18,7 @@ from dagster_dmp.assets.ml.quality import (
     metric_floor_check,
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
-from ml.frames import ModelFitError
+from ml.frames import ModelFitError, bulk_start
 from ml.propensity import (
     HORIZON_DAYS,
     MIN_HISTORY_DAYS,
@@ -81,8 +81,10 @@ def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
     events = warehouse.read_frame(PERSON_EVENTS_SQL)
     orders = warehouse.read_frame(PERSON_ORDERS_SQL)
     as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
-    starts = [events["occurred_at"].min(), orders["ordered_at"].min()]
-    first_seen = min((pd.Timestamp(start) for start in starts if pd.notna(start)), default=pd.NaT)
+    # The bulk of the history: stray early events must not stretch the label window.
+    first_seen = bulk_start(
+        pd.to_datetime(pd.concat([events["occurred_at"], orders["ordered_at"]]))
+    )
     if pd.isna(as_of) or pd.isna(first_seen):
         raise ModelFitError("no activity or orders of known persons to learn from")
     # Short histories train on a shorter horizon (two thirds of the days stay features); below

@@ -24,12 +24,11 @@ from dagster_dmp.assets.ml.quality import (
     not_evaluated,
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
-from ml.frames import ModelFitError
+from ml.frames import ModelFitError, bulk_start
 from ml.recommend import COMPONENTS, RecommenderConfig, evaluate, recommend, temporal_split
 
 RECOMMENDATIONS = dg.AssetKey(["ml", "recommendations"])
 TOP_N = 10
-SPAN_START_QUANTILE = 0.01  # the history's span starts here (stray early events aside)
 LIFT_FLOOR = Floor(
     table="ml.recommendation_eval",
     model="hybrid",
@@ -82,10 +81,10 @@ def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
         raise ModelFitError("no product views, carts or purchases by known persons to learn from")
     products = warehouse.read_frame(PRODUCTS_SQL)
     persons = warehouse.read_frame(PERSONS_SQL)["person_id"]
-    # The span of the bulk of the history: a few stray early events (Taobao's export has 35
-    # weeks before its nine days) must not stretch the holdout over all the dense days.
+    # The span of the bulk of the history: stray early events must not stretch the holdout
+    # over all the dense days.
     times = interactions["occurred_at"]
-    span_days = (times.max() - times.quantile(SPAN_START_QUANTILE)).days
+    span_days = (times.max() - bulk_start(times)).days
     holdout_days = float(min(14, max(2, span_days // 5)))
     with threadpool_limits(limits=1):
         evaluation, why = attempt(evaluate, interactions, products, holdout_days=holdout_days)

@@ -6,8 +6,11 @@ Writes bench/results/ingest.json and bench/results/ingest.md. Target (the issue)
 least 10x faster (rows/s) than dlt's default path.
 
 The paths, each on the same web_events/*.jsonl.gz files:
-- ours: `ingestion.pipeline.load_channel` (files parsed and validated vectorised in DuckDB,
-  pyarrow Tables into dlt's Arrow/Parquet loader; also writes the quarantine table);
+- ours: `ingestion.pipeline.load_channel` (files streamed in batches, parsed and validated
+  vectorised in a DuckDB work connection, Arrow batches into dlt's Arrow/Parquet loader; also
+  writes the quarantine table), with the DMP's DuckDB resource settings
+  (`dagster_dmp.settings.duckdb_config`: DMP_DUCKDB_MEMORY_LIMIT etc.);
+- ours_all_channels: the same for every channel in `ingestion.channels.CHANNELS`;
 - dicts_parquet: a plain resource that `json.loads` every line and yields dicts, parquet loader;
 - default: the same resource with dlt's default loader file format (insert_values).
 Each path runs in its own freshly spawned process (so its peak RSS, VmHWM, is its own) with a
@@ -43,7 +46,8 @@ RESULTS = Path(__file__).parent / "results"
 MIN_LINES = 1_000_000
 TARGET_RATIO = 10.0
 PATHS = {
-    "ours": "DuckDB read + validate -> pyarrow Tables -> dlt parquet loader",
+    "ours": "DuckDB read + validate in batches -> Arrow batches -> dlt parquet loader",
+    "ours_all_channels": "the same for every channel of the landing dir (rows of all raw tables)",
     "dicts_parquet": "dlt, resource yielding dicts (json.loads per line), parquet loader",
     "default": "dlt default: resource yielding dicts (json.loads per line), insert_values loader",
 }
@@ -185,6 +189,7 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
     import dlt
     import duckdb
 
+    from dagster_dmp.settings import duckdb_config
     from ingestion.channels import CHANNELS
     from ingestion.pipeline import load_channel
 
@@ -194,8 +199,14 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
     rss_after_imports = _peak_rss_mb()
     counters: dict[str, int] = {}
     started = time.perf_counter()
-    if name == "ours":
-        pipeline = load_channel(CHANNELS["web_events"], Path(landing), db).pipeline
+    config = {**duckdb_config(), "temp_directory": str(work_dir / "duckdb_tmp")}
+    channels = {
+        "ours": [CHANNELS["web_events"]],
+        "ours_all_channels": list(CHANNELS.values()),
+    }.get(name)
+    if channels:
+        for channel in channels:
+            pipeline = load_channel(channel, Path(landing), db, duckdb_config=config).pipeline
     else:
         pipeline = dlt.pipeline(
             pipeline_name=f"bench_{name}",
@@ -209,17 +220,21 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
         )
         info.raise_on_failed_jobs()
     seconds = time.perf_counter() - started
-    steps = {
+    steps = {  # of the last channel's run
         step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
         for step in pipeline.last_trace.steps
         if step.step != "run" and step.finished_at is not None
     }
     peak = _peak_rss_mb()
+    tables = [channel.table for channel in channels] if channels else ["web_events"]
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("select count(*) from raw.web_events").fetchone()[0]
+        rows = sum(con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in tables)
         quarantined = (
-            con.execute("select count(*) from raw.quarantine_web_events").fetchone()[0]
-            if name == "ours"
+            sum(
+                con.execute(f"select count(*) from raw.quarantine_{t}").fetchone()[0]
+                for t in tables
+            )
+            if channels
             else None
         )
     return {

@@ -50,9 +50,37 @@ def logs_dir() -> Path:
     return Path(os.environ.get("DMP_LOGS_DIR", duckdb_path().parent / "logs")).resolve()
 
 
+def duckdb_config() -> dict[str, str | int]:
+    """DuckDB's resources for the heavy work (ingestion, loading, dbt), sized for a laptop:
+    DMP_DUCKDB_MEMORY_LIMIT (default 2GB; past it DuckDB spills to disk),
+    DMP_DUCKDB_THREADS (default: every core) and DMP_DUCKDB_TEMP_DIR, where it spills
+    (default: `duckdb_tmp/` beside the warehouse)."""
+    return {
+        "memory_limit": os.environ.get("DMP_DUCKDB_MEMORY_LIMIT", "2GB"),
+        "threads": int(os.environ.get("DMP_DUCKDB_THREADS", os.cpu_count() or 1)),
+        "temp_directory": str(duckdb_temp_dir()),
+    }
+
+
+def duckdb_temp_dir() -> Path:
+    default = duckdb_path().parent / "duckdb_tmp"
+    return Path(os.environ.get("DMP_DUCKDB_TEMP_DIR", default)).resolve()
+
+
+def dbt_threads() -> int:
+    """DMP_DBT_THREADS: models dbt builds at once (default 2)."""
+    return int(os.environ.get("DMP_DBT_THREADS", "2"))
+
+
 def export_duckdb_path() -> None:
-    """dbt reads the warehouse path from the environment: pin it to the same file."""
+    """dbt reads the warehouse path and its resource settings from the environment (see
+    dbt_project/profiles.yml): pin them to the same values."""
     os.environ["DMP_DUCKDB_PATH"] = str(duckdb_path())
+    config = duckdb_config()
+    os.environ["DMP_DUCKDB_MEMORY_LIMIT"] = str(config["memory_limit"])
+    os.environ["DMP_DUCKDB_THREADS"] = str(config["threads"])
+    os.environ["DMP_DUCKDB_TEMP_DIR"] = str(config["temp_directory"])
+    os.environ["DMP_DBT_THREADS"] = str(dbt_threads())
 
 
 def api_urls(folders: list[str]) -> dict[str, str]:

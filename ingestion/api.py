@@ -14,8 +14,6 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
@@ -45,10 +43,9 @@ def since(cursor: str | None, lookback: timedelta) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def newest(records: pa.Table, cursor_field: str, cursor: str | None) -> str | None:
-    """The cursor after a load: the newest value among records that came from the API
-    (ISO text sorts like time; file records may use other formats and are left out)."""
-    from_api = records.filter(pc.starts_with(records["_source_file"], "api:"))
-    values = [cursor, pc.max(from_api[cursor_field]).as_py() if from_api.num_rows else None]
-    present = [value for value in values if value]
+def newest(loaded: str | None, cursor: str | None) -> str | None:
+    """The cursor after a load: the newest of the old cursor and the newest value among the
+    records that came from the API (ISO text sorts like time; file records may use other
+    formats and are left out)."""
+    present = [value for value in (cursor, loaded) if value]
     return max(present) if present else None

@@ -1,5 +1,10 @@
 """Read a channel's landing files into typed records, quarantined rejects and a file ledger.
 
+Files stream through in bounded batches (`BATCH_ROWS` lines or rows, a parquet file row group
+by row group): each batch is checked and appended to a work table in a DuckDB connection whose
+memory is capped and which spills to disk, so memory does not grow with the channel. Only the
+lines that go to quarantine keep their raw text; a loaded record's lineage is its file and line.
+
 Every line or row of every file read ends up accounted for: loaded as a typed record,
 rejected to quarantine with a reason (malformed, missing a required field, oversized,
 control characters), or both (loaded, with a quarantine note for a value that does not
@@ -15,13 +20,15 @@ note, never loaded (docs/landing.md).
 
 import csv
 import hashlib
-import io
 import json
+import shutil
+import tempfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import pyarrow as pa
@@ -43,6 +50,7 @@ UNREADABLE = "unreadable"  # nothing could be read
 
 _BOM = "\ufeff"
 _GZIP_CHUNK = 1 << 20  # compressed bytes per inflate step on the clean path
+BATCH_ROWS = 100_000  # lines (or rows) checked at a time, and records handed on at a time
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -82,10 +90,10 @@ class LandingFile:
 
 
 @dataclass
-class FileText:
-    """One file as a text table (`_text_schema`), plus what the reader could not take in."""
+class FileRead:
+    """What a reader learnt about one file beyond its rows, filled in as it streams."""
 
-    table: pa.Table
+    lines: int = 0  # lines (or rows) read
     undeclared: list[str] = field(default_factory=list)  # columns/keys the channel lacks
     damage: str | None = None  # why reading stopped before the end (None: read to the end)
     damaged_from: int | None = None  # with damage: the first line (or row) not read
@@ -95,7 +103,8 @@ class FileText:
 
 @dataclass
 class ChannelBatch:
-    """What one read of a channel's landing folder produced."""
+    """What one read of a channel's landing folder produced, held whole in memory (tests,
+    the collector's small groups); `stage_channel` streams the same."""
 
     records: pa.Table
     quarantine: pa.Table
@@ -130,18 +139,135 @@ class ChannelBatch:
         return dict(zip(rows["source_file"].to_pylist(), rows["reason"].to_pylist()))
 
 
+# The work tables of one read, in the work connection's database (not temp tables: the
+# streams read them through cursors of their own, which see no other cursor's temp tables).
+_CHECKED = "landing_checked"  # every line read: typed fields, key, rejection, note
+_REPEATS = "landing_repeats"  # lines whose key arrived before (or after, for upserts)
+
+
+class ChannelRead:
+    """One read of a channel, staged in a DuckDB work connection: its ledger at hand, its
+    records and quarantine rows streamed in batches. Close it to free the work tables."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        con: duckdb.DuckDBPyConnection,
+        files: pa.Table,
+        notes: pa.Table,
+        own_connection: bool,
+        spill_dir: Path | None,
+    ):
+        self.channel = channel
+        self.files = files
+        self._con = con
+        self._notes = notes  # quarantine rows about whole files or their damaged tails
+        self._own_connection = own_connection
+        self._spill_dir = spill_dir  # where its own connection spills to disk, if anywhere
+
+    def records(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The typed records, one per natural key, in the order they were read."""
+        columns = [*_loaded_fields(self.channel), "_source_file", "_line_number", "_record_key"]
+        yield from self._stream(
+            f"select {', '.join(_quoted(name) for name in columns)} from {_CHECKED} "
+            f"where rejection = '' and rowid not in (select row_id from {_REPEATS})",
+            batch_rows,
+        )
+
+    def quarantine(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Rejected lines and loaded lines with a note, then the notes on whole files."""
+        for batch in self._stream(
+            f"""
+            select
+                {_literal(self.channel.folder)} as channel,
+                _source_file as source_file,
+                _line_number as line_number,
+                concat_ws('; ', nullif(rejection, ''), nullif(note, '')) as reason,
+                record,
+                rejection = '' as loaded,
+                md5(concat_ws('|', _source_file, _line_number)) as _record_key
+            from {_CHECKED}
+            where rejection <> '' or note <> ''
+            """,
+            batch_rows,
+        ):
+            yield batch.cast(QUARANTINE_SCHEMA)
+        yield from self._notes.to_batches()
+
+    def newest(self, name: str) -> str | None:
+        """The largest value of field `name` among the records that came from an API."""
+        (value,) = self._con.execute(
+            f"select max({_quoted(name)}) from {_CHECKED} where rejection = '' "
+            f"and starts_with(_source_file, 'api:') "
+            f"and rowid not in (select row_id from {_REPEATS})"
+        ).fetchone()
+        return value
+
+    def _stream(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # A cursor per stream: dlt takes items from the resources in turn, and a connection
+        # holds only one open result.
+        cursor = self._con.cursor()
+        try:
+            reader = cursor.sql(sql).to_arrow_reader(batch_rows)
+            yielded = False
+            for batch in reader:
+                yielded = True
+                yield batch
+            if not yielded:  # the schema still goes on, so the table is always created
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if not self._own_connection:
+            self._con.execute(f"drop table if exists {_CHECKED}")
+            self._con.execute(f"drop table if exists {_REPEATS}")
+            return
+        self._con.close()
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def work_connection(
+    duckdb_config: Mapping[str, object] | None = None,
+) -> tuple[duckdb.DuckDBPyConnection, Path | None]:
+    """An in-memory DuckDB with the given settings (`memory_limit`, `threads`,
+    `temp_directory`); its spill files go to a folder of its own under `temp_directory`,
+    so parallel reads never share one. Returns the connection and that folder."""
+    config = dict(duckdb_config or {})
+    spill_dir = None
+    if config.get("temp_directory"):
+        parent = Path(str(config["temp_directory"]))
+        parent.mkdir(parents=True, exist_ok=True)
+        spill_dir = Path(tempfile.mkdtemp(prefix="landing_", dir=parent))
+        config["temp_directory"] = str(spill_dir)
+    return duckdb.connect(config={key: str(value) for key, value in config.items()}), spill_dir
+
+
 def landing_files(channel: Channel, landing_dir: Path) -> list[LandingFile]:
     folder = Path(landing_dir) / channel.folder
     if not folder.is_dir():
         return []
     return [
         LandingFile(
-            name=path.relative_to(landing_dir).as_posix(),
-            path=path,
-            fingerprint=hashlib.sha256(path.read_bytes()).hexdigest(),
+            name=path.relative_to(landing_dir).as_posix(), path=path, fingerprint=_sha256(path)
         )
         for path in sorted(folder.glob(channel.pattern))
     ]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_GZIP_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_channel(
@@ -152,41 +278,70 @@ def read_channel(
     suppression: Suppression | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> ChannelBatch:
+    """`stage_channel`, its records and quarantine gathered whole, in file and line order."""
+    with stage_channel(channel, landing_dir, already_loaded, api_pages, suppression, con) as read:
+        order = [("source_file", "ascending"), ("line_number", "ascending")]
+        records = pa.Table.from_batches(list(read.records()))
+        return ChannelBatch(
+            records=records.sort_by([("_source_file", "ascending"), ("_line_number", "ascending")]),
+            quarantine=pa.Table.from_batches(list(read.quarantine()), QUARANTINE_SCHEMA).sort_by(
+                order
+            ),
+            files=read.files,
+        )
+
+
+def stage_channel(
+    channel: Channel,
+    landing_dir: Path,
+    already_loaded: Mapping[str, str] | None = None,
+    api_pages: Iterable[tuple[str, list[str]]] = (),
+    suppression: Suppression | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    duckdb_config: Mapping[str, object] | None = None,
+) -> ChannelRead:
     """Read the channel's files, skipping those whose fingerprint is in `already_loaded`,
     plus any pages pulled from its API (named source, JSON objects as text). Records holding
     an identifier on the `suppression` list are dropped before anything else sees them (not
     even the quarantine) and counted per file. `con`: an in-memory DuckDB connection to work
     in (a caller checking many small batches, the collector, saves opening one per call);
-    by default a new one."""
+    by default a new one with `duckdb_config` (see `work_connection`)."""
     already_loaded = already_loaded or {}
     files = [
         file
         for file in landing_files(channel, landing_dir)
         if already_loaded.get(file.name) != file.fingerprint
     ]
-    own_connection = con is None
-    con = duckdb.connect() if own_connection else con
+    own_connection, spill_dir = con is None, None
+    if own_connection:
+        con, spill_dir = work_connection(duckdb_config)
     read_at = datetime.now(UTC)
-    text_tables: list[pa.Table] = []
+    checker = _Checker(con, channel, suppression)
     ledger: list[dict] = []
     file_notes: list[dict] = []  # quarantine rows about a whole file or its damaged tail
     for file in files:
+        read = FileRead()
         try:
-            read = _read_file(con, channel, file)
+            if file.path.stat().st_size == 0:
+                read.empty = "0 bytes"
+            else:
+                for text_sql in _READERS[channel.file_format](con, channel, file, read):
+                    checker.append(file.name, text_sql)
         except _READ_ERRORS as error:
+            checker.forget(file.name)
             reason = f"unreadable file: {_describe(error)}"
             ledger.append(_ledger_row(channel, file, UNREADABLE, reason, 0, [], read_at))
             file_notes.append(_file_note(channel, file, None, reason, None, loaded=False))
             continue
-        text_tables.append(read.table)
+        if read.lines == 0 and read.damage is None and read.empty is None:
+            read.empty = "no lines" if channel.file_format == "jsonl.gz" else "no rows"
         status, reason = LOADED, None
-        lines = read.table.num_rows
-        if read.damage and not lines:
+        if read.damage and not read.lines:
             status, reason = UNREADABLE, f"unreadable file: {read.damage}"
             file_notes.append(_file_note(channel, file, None, reason, None, loaded=False))
         elif read.damage:
             status = DAMAGED
-            first_unread = read.damaged_from or lines + 1
+            first_unread = read.damaged_from or read.lines + 1
             reason = f"file damaged after line {first_unread - 1}: {read.damage}"
             file_notes.append(
                 _file_note(channel, file, first_unread, reason, read.damaged_line, loaded=False)
@@ -196,45 +351,24 @@ def read_channel(
         if read.undeclared:
             note = f"undeclared columns not loaded: {', '.join(read.undeclared)}"
             file_notes.append(_file_note(channel, file, None, note, None, loaded=True))
-        ledger.append(_ledger_row(channel, file, status, reason, lines, read.undeclared, read_at))
+        ledger.append(
+            _ledger_row(channel, file, status, reason, read.lines, read.undeclared, read_at)
+        )
     for source, objects in api_pages:
         # An API page's keys beyond the channel's fields are not loaded (its contract lists them).
-        text_tables.append(_json_lines(con, channel, objects, source).table)
-    text = pa.concat_tables(text_tables) if text_tables else _text_schema(channel).empty_table()
-    del text_tables  # the concatenated table is the only copy kept from here
-    con.register("landing_rows", text)
-    match = (
-        suppression.match_sql(channel.folder, "suppressed_keys", text.column_names)
-        if suppression
-        else None
-    )
-    del text  # DuckDB holds it until _validate has checked every row
-    suppressed: dict[str, int] = {}
-    if match:
-        con.register("suppressed_keys", pa.table({"key": sorted(suppression.keys)}))
-        suppressed = dict(
-            con.execute(
-                f"select _source_file, count(*) from landing_rows where {match} group by 1"
-            ).fetchall()
-        )
-        con.execute(
-            f"create or replace temp view text_rows as select * from landing_rows where not {match}"
-        )
-    else:
-        con.execute("create or replace temp view text_rows as select * from landing_rows")
-    records, quarantine, counts = _validate(con, channel)
+        for text_sql in _json_batches(con, channel, [objects], source, FileRead()):
+            checker.append(source, text_sql)
+    counts = checker.settle()
     for row in ledger:
         row.update(counts.get(row["source_file"], {}))
-        row["suppressed_lines"] = suppressed.get(row["source_file"], 0)
-    quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(file_notes, QUARANTINE_SCHEMA)])
-    if match:
-        con.unregister("suppressed_keys")
-    if own_connection:
-        con.close()
-    return ChannelBatch(
-        records=records,
-        quarantine=quarantine,
+        row["suppressed_lines"] = checker.suppressed.get(row["source_file"], 0)
+    return ChannelRead(
+        channel,
+        con,
         files=pa.Table.from_pylist(ledger, FILES_SCHEMA),
+        notes=pa.Table.from_pylist(file_notes, QUARANTINE_SCHEMA),
+        own_connection=own_connection,
+        spill_dir=spill_dir,
     )
 
 
@@ -302,25 +436,14 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def _read_file(con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile) -> FileText:
-    if file.path.stat().st_size == 0:
-        return FileText(_text_schema(channel).empty_table(), empty="0 bytes")
-    read = _READERS[channel.file_format](con, channel, file)
-    if read.table.num_rows == 0 and read.damage is None and read.empty is None:
-        read.empty = "no lines" if channel.file_format == "jsonl.gz" else "no rows"
-    return read
-
-
-_LINEAGE = ("_source_file", "_line_number", "record", "parse_error")
-
-
 def _loaded_fields(channel: Channel) -> list[str]:
     """The fields the channel declares: typed ones, then its optional extra (text) ones."""
     return [*channel.fields, *channel.extra_fields]
 
 
 def _text_schema(channel: Channel) -> pa.Schema:
-    """Every reader yields this shape: lineage, original text, a parse error, fields as text."""
+    """Every reader's batches have this shape: lineage, original text, a parse error, fields
+    as text."""
     return pa.schema(
         [
             ("_source_file", pa.string()),
@@ -345,30 +468,33 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _gunzip(data: bytes) -> tuple[bytes, str | None]:
-    """The decompressed bytes up to the first damage, and what the damage is (None: whole).
+def _gunzip(path: Path, read: FileRead) -> Iterator[bytes]:
+    """The decompressed bytes, piece by piece, up to the first damage (then `read.damage`
+    says what it is).
 
     Inflates member by member in large steps; only the step where the stream breaks is
     inflated again in ever smaller pieces, so every byte before the damage is kept.
     """
-    out = bytearray()
-    rest = memoryview(data)
-    while rest.nbytes:
-        inflater = zlib.decompressobj(wbits=31)  # gzip header and trailer (CRC) checked
-        consumed = 0
-        while consumed < rest.nbytes and not inflater.eof:
-            chunk = rest[consumed : consumed + _GZIP_CHUNK]
+    with path.open("rb") as handle:
+        inflater, fed = zlib.decompressobj(wbits=31), False  # gzip header and CRC checked
+        chunk = handle.read(_GZIP_CHUNK)
+        while chunk:
             before = inflater.copy()
             try:
-                out += inflater.decompress(chunk)
+                out = inflater.decompress(chunk)
             except zlib.error as error:
-                out += _inflate_until_error(before, chunk)
-                return bytes(out), f"zlib.error: {error}"
-            consumed += chunk.nbytes
-        if not inflater.eof:
-            return bytes(out), "truncated: the gzip stream ends before its end marker"
-        rest = rest[consumed - len(inflater.unused_data) :]
-    return bytes(out), None
+                yield _inflate_until_error(before, memoryview(chunk))
+                read.damage = f"zlib.error: {error}"
+                return
+            fed = True
+            yield out
+            if inflater.eof:  # the next member, if any, starts in what this one left
+                chunk = inflater.unused_data or handle.read(_GZIP_CHUNK)
+                inflater, fed = zlib.decompressobj(wbits=31), False
+            else:
+                chunk = handle.read(_GZIP_CHUNK)
+        if fed and not inflater.eof:
+            read.damage = "truncated: the gzip stream ends before its end marker"
 
 
 def _inflate_until_error(inflater, chunk: memoryview, piece: int = 4096) -> bytes:
@@ -385,49 +511,89 @@ def _inflate_until_error(inflater, chunk: memoryview, piece: int = 4096) -> byte
     return bytes(out)
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 text with a leading byte-order mark removed and CRLF line ends made LF."""
+def _decode(data: bytes, first: bool) -> str:
+    """UTF-8 text with CRLF line ends made LF, and (`first`: the file's start) a leading
+    byte-order mark removed."""
     text = data.decode("utf-8", errors="replace")
-    if text.startswith(_BOM):
+    if first and text.startswith(_BOM):
         text = text[1:]
     return text.replace("\r\n", "\n")
 
 
-def _read_jsonl_gz(con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile) -> FileText:
-    data, damage = _gunzip(file.path.read_bytes())
-    text = _decode(data)
-    del data
-    lines = text.split("\n")
-    del text
-    damaged_line = None
-    if damage is not None:
-        damaged_line = lines.pop()  # cut off (or "" after a final newline): not a record
-    elif lines and lines[-1] == "":
-        lines.pop()
-    read = _json_lines(con, channel, lines, file.name)
-    if damage is not None:
-        read.damage, read.damaged_from = damage, len(lines) + 1
-        read.damaged_line = damaged_line or None
-    return read
+def _read_jsonl_gz(
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
+) -> Iterator[str]:
+    yield from _json_batches(con, channel, _gz_lines(file.path, read), file.name, read)
 
 
-def _json_lines(
-    con: duckdb.DuckDBPyConnection, channel: Channel, lines: list[str], source: str
-) -> FileText:
-    """JSON objects, one per line, as a text table; keys the channel does not declare are
-    named, not loaded."""
-    if not lines:
-        return FileText(_text_schema(channel).empty_table())
-    lines_table = pa.table(
-        {
-            "_line_number": pa.array(range(1, len(lines) + 1), pa.int64()),
-            "record": pa.array(lines, pa.string()),
-        }
+def _gz_lines(path: Path, read: FileRead) -> Iterator[list[str]]:
+    """The file's lines in pieces of whole lines; a line cut off by damage is not a line
+    (it goes to `read.damaged_line`)."""
+    pending, first = b"", True
+    for data in _gunzip(path, read):
+        data = pending + data if pending else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        pending = data[cut + 1 :]
+        yield _decode(data[:cut], first).split("\n")
+        first = False
+    rest = _decode(pending, first) if pending else ""
+    if read.damage is not None:
+        read.damaged_line = rest or None
+    elif rest:
+        yield [rest]
+
+
+def _json_batches(
+    con: duckdb.DuckDBPyConnection,
+    channel: Channel,
+    pieces: Iterable[list[str]],
+    source: str,
+    read: FileRead,
+) -> Iterator[str]:
+    """JSON objects, one per line, as text rows in batches of about BATCH_ROWS lines: yields
+    each batch's SQL (valid until the next is asked for). Keys the channel does not declare
+    are named in `read.undeclared`, not loaded."""
+    keys: set[str] = set()
+    batch: list[str] = []
+    for piece in pieces:
+        batch += piece
+        if len(batch) >= BATCH_ROWS:
+            yield _json_batch(con, channel, batch, source, read, keys)
+            batch = []
+    if batch:
+        yield _json_batch(con, channel, batch, source, read, keys)
+    con.execute("drop table if exists landing_parsed")
+    read.undeclared = _undeclared(channel, sorted(keys))
+    if read.damage is not None:
+        read.damaged_from = read.lines + 1
+
+
+def _json_batch(
+    con: duckdb.DuckDBPyConnection,
+    channel: Channel,
+    lines: list[str],
+    source: str,
+    read: FileRead,
+    keys: set[str],
+) -> str:
+    con.register(
+        "landing_lines",
+        pa.table(
+            {
+                "_line_number": pa.array(
+                    range(read.lines + 1, read.lines + len(lines) + 1), pa.int64()
+                ),
+                "record": pa.array(lines, pa.string()),
+            }
+        ),
     )
-    con.register("raw_lines", lines_table)
+    read.lines += len(lines)
     con.execute(
         """
-        create or replace temp table parsed as
+        create or replace table landing_parsed as
         select
             _line_number,
             record,
@@ -439,22 +605,23 @@ def _json_lines(
                 when not json_valid(record) then 'malformed JSON'
                 when json_type(record) <> 'OBJECT' then 'JSON value is not an object'
             end as parse_error
-        from raw_lines
+        from landing_lines
         """
     )
-    con.unregister("raw_lines")
-    keys = con.execute(
-        "select distinct unnest(json_keys(record)) as key from parsed where is_object order by key"
-    ).fetchall()
-    undeclared = _undeclared(channel, (key for (key,) in keys))
+    con.unregister("landing_lines")
+    keys.update(
+        key
+        for (key,) in con.execute(
+            "select distinct unnest(json_keys(record)) from landing_parsed where is_object"
+        ).fetchall()
+    )
     # One parse per line into a struct of text fields (nested values stay JSON text).
     names = _loaded_fields(channel)
     structure = json.dumps(dict.fromkeys(names, "VARCHAR"))
     fields = ", ".join(f"fields.{_quoted(name)} as {_quoted(name)}" for name in names)
-    table = con.sql(
-        f"""
+    return f"""
         select
-            $name as _source_file,
+            {_literal(source)} as _source_file,
             _line_number,
             record,
             parse_error,
@@ -464,233 +631,280 @@ def _json_lines(
                 *,
                 json_transform(case when is_object then record end, {_literal(structure)})
                     as fields
-            from parsed
+            from landing_parsed
         )
-        """,
-        params={"name": source},
-    ).to_arrow_table()
-    con.execute("drop table parsed")
-    return FileText(table.cast(_text_schema(channel)), undeclared)
+    """
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile) -> FileText:
-    del con  # CSV rows are split by the csv module, which keeps exact line numbers
-    text = _decode(file.path.read_bytes())
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        return FileText(_text_schema(channel).empty_table(), empty="no header, no rows")
-    header = [column.strip() for column in header]
-    undeclared = _undeclared(channel, header)
-    names = _loaded_fields(channel)
-    positions = {name: header.index(name) for name in names if name in header}
-    columns: dict[str, list] = {key: [] for key in (*_LINEAGE, *names)}
-    damage = damaged_from = None
-    while True:
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:  # e.g. a field over the csv module's size limit
-            damage, damaged_from = f"csv.Error: {error}", line
-            break
-        columns["_source_file"].append(file.name)
-        columns["_line_number"].append(reader.line_num)
-        columns["record"].append(",".join(row))
-        bad_width = len(row) != len(header)
-        columns["parse_error"].append(
-            f"expected {len(header)} columns, got {len(row)}" if bad_width else None
-        )
-        for name in names:
-            position = positions.get(name)
-            value = row[position] if position is not None and not bad_width else None
-            columns[name].append(value if value != "" else None)
-    read = FileText(pa.table(columns, schema=_text_schema(channel)), undeclared, damage)
-    read.damaged_from = damaged_from
-    if not read.table.num_rows and damage is None:
+def _read_csv(
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
+) -> Iterator[str]:
+    """CSV rows are split by the csv module, which keeps exact line numbers."""
+    with file.path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        lines = (line.replace("\r\n", "\n") for line in handle)
+        reader = csv.reader(_without_bom(lines))
+        header = next(reader, None)
+        if header is None:
+            read.empty = "no header, no rows"
+            return
+        header = [column.strip() for column in header]
+        read.undeclared = _undeclared(channel, header)
+        names = _loaded_fields(channel)
+        positions = {name: header.index(name) for name in names if name in header}
+        schema = _text_schema(channel)
+        columns: dict[str, list] = {name: [] for name in schema.names}
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:  # e.g. a field over the csv module's size limit
+                read.damage, read.damaged_from = f"csv.Error: {error}", line
+                break
+            read.lines += 1
+            columns["_source_file"].append(file.name)
+            columns["_line_number"].append(reader.line_num)
+            columns["record"].append(",".join(row))
+            bad_width = len(row) != len(header)
+            columns["parse_error"].append(
+                f"expected {len(header)} columns, got {len(row)}" if bad_width else None
+            )
+            for name in names:
+                position = positions.get(name)
+                value = row[position] if position is not None and not bad_width else None
+                columns[name].append(value if value != "" else None)
+            if len(columns["record"]) >= BATCH_ROWS:
+                yield from _arrow_batch(con, pa.table(columns, schema=schema))
+                columns = {name: [] for name in schema.names}
+        if columns["record"]:
+            yield from _arrow_batch(con, pa.table(columns, schema=schema))
+    if not read.lines and read.damage is None:
         read.empty = "header only, no rows"
-    return read
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile) -> FileText:
-    damage = None
-    try:
-        rows = pq.read_table(file.path)
-    except (OSError, pa.ArrowException):
-        rows, damage = _read_row_groups(file.path)  # keep the row groups that still read
-    con.register("parquet_rows", rows)
-    present = set(rows.column_names)
-    undeclared = _undeclared(channel, rows.column_names)
+def _without_bom(lines: Iterator[str]) -> Iterator[str]:
+    first = next(lines, None)
+    if first is not None:
+        yield first.removeprefix(_BOM)
+        yield from lines
+
+
+def _arrow_batch(con: duckdb.DuckDBPyConnection, table: pa.Table) -> Iterator[str]:
+    con.register("landing_batch", table)
+    yield "select * from landing_batch"
+    con.unregister("landing_batch")
+
+
+def _read_parquet(
+    con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
+) -> Iterator[str]:
+    """Row group by row group, in batches; a row group that fails to read ends the file
+    (damaged); a footer that cannot be read (no schema) makes it unreadable."""
+    parquet = pq.ParquetFile(file.path)
+    present = set(parquet.schema_arrow.names)
+    read.undeclared = _undeclared(channel, parquet.schema_arrow.names)
     fields = ",\n".join(
         f"cast({_quoted(name)} as varchar) as {_quoted(name)}"
         if name in present
         else f"cast(null as varchar) as {_quoted(name)}"
         for name in _loaded_fields(channel)
     )
-    table = con.sql(
-        f"""
-        select
-            $name as _source_file,
-            cast(row_number() over () as bigint) as _line_number,
-            cast(to_json(parquet_rows) as varchar) as record,
-            cast(null as varchar) as parse_error,
-            {fields}
-        from parquet_rows
-        """,
-        params={"name": file.name},
-    ).to_arrow_table()
-    con.unregister("parquet_rows")
-    return FileText(table.cast(_text_schema(channel)), undeclared, damage)
-
-
-def _read_row_groups(path: Path) -> tuple[pa.Table, str]:
-    """The row groups before the first one that fails to read; raises if the footer (the
-    schema) cannot be read, so nothing at all is readable."""
-    parquet = pq.ParquetFile(path)
-    groups: list[pa.Table] = []
     for index in range(parquet.num_row_groups):
         try:
-            groups.append(parquet.read_row_group(index))
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[index]):
+                con.register("landing_rows", pa.Table.from_batches([batch]))
+                yield f"""
+                    select
+                        {_literal(file.name)} as _source_file,
+                        cast({read.lines} + row_number() over () as bigint) as _line_number,
+                        cast(to_json(landing_rows) as varchar) as record,
+                        cast(null as varchar) as parse_error,
+                        {fields}
+                    from landing_rows
+                """
+                con.unregister("landing_rows")
+                read.lines += batch.num_rows
         except (OSError, pa.ArrowException) as error:
-            damage = f"row group {index + 1} of {parquet.num_row_groups}: {_describe(error)}"
-            break
-    else:
-        raise ValueError("row groups read one by one, yet the whole file did not")
-    table = pa.concat_tables(groups) if groups else parquet.schema_arrow.empty_table()
-    return table, damage
+            read.damage = f"row group {index + 1} of {parquet.num_row_groups}: {_describe(error)}"
+            return
 
 
 _READERS = {"jsonl.gz": _read_jsonl_gz, "csv": _read_csv, "parquet": _read_parquet}
 
 
-def _validate(
-    con: duckdb.DuckDBPyConnection, channel: Channel
-) -> tuple[pa.Table, pa.Table, dict[str, dict[str, int]]]:
-    """Split the `text_rows` view (over the registered `landing_rows`) into typed records and quarantine rows, each with
-    its reasons, and count per file what was loaded, dropped as a repeat of a key, or
-    rejected."""
-    every_field = _loaded_fields(channel)
-    rejections = [
-        *(
-            f"case when {_quoted(name)} is null or trim({_quoted(name)}) = '' "
-            f"then 'missing required field {name}' end"
-            for name in channel.required
-        ),
-        *(
-            f"case when length({_quoted(name)}) > {MAX_FIELD_CHARS} then "
-            f"'{name}: ' || length({_quoted(name)}) || ' characters (limit {MAX_FIELD_CHARS})' end"
-            for name in every_field
-        ),
-        *(
-            f"case when regexp_matches({_quoted(name)}, '[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]') "
-            f"then '{name}: control characters' end"
-            for name in every_field
-        ),
-    ]
-    notes = [
-        *(
-            f"case when {_quoted(name)} is not null and try_cast({_quoted(name)} as {kind}) is null "
-            f"then '{name}: not a {kind}: ' || left({_quoted(name)}, 200) end"
-            for name, kind in channel.fields.items()
-            if kind != TEXT
-        ),
-        *(
-            f"case when not ({predicate.format(v=_typed(channel, name))}) "
-            f"then '{name}: implausible value ' || left({_quoted(name)}, 200) end"
-            for name, predicate in channel.plausible.items()
-        ),
-    ]
-    typed = ",\n".join(
-        [
+class _Checker:
+    """Checks batches of text rows and appends them, typed, to the work table `_CHECKED`:
+    each row with its natural key, why it is rejected ('' when it is not), a note on a value
+    that does not cast or is implausible, and its original text only when one of those two
+    is set (quarantine needs it; a loaded record's lineage is its file and line)."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, channel: Channel, suppression: Suppression | None
+    ):
+        self.con = con
+        self.channel = channel
+        self.suppressed: dict[str, int] = {}  # source -> lines dropped as an erased person's
+        self._match = (
+            suppression.match_sql(channel.folder, "suppressed_keys", _loaded_fields(channel))
+            if suppression
+            else None
+        )
+        if self._match:
+            con.register("suppressed_keys", pa.table({"key": sorted(suppression.keys)}))
+        columns = [
+            *(f"{_quoted(name)} {kind}" for name, kind in channel.fields.items()),
+            *(f"{_quoted(name)} varchar" for name in channel.extra_fields),
+            "_source_file varchar",
+            "_line_number bigint",
+            "_record_key varchar",
+            "rejection varchar",
+            "note varchar",
+            "record varchar",
+        ]
+        con.execute(f"create or replace table {_CHECKED} ({', '.join(columns)})")
+        self._select = self._check_sql()
+
+    def append(self, source: str, text_sql: str) -> None:
+        keep = f"not {self._match}" if self._match else "true"
+        checked = self._select.replace(_TEXT, text_sql).replace(_KEEP, keep)
+        (inserted,) = self.con.execute(f"insert into {_CHECKED} {checked}").fetchone()
+        if self._match:
+            (rows,) = self.con.execute(f"select count(*) from ({text_sql})").fetchone()
+            self.suppressed[source] = self.suppressed.get(source, 0) + rows - inserted
+
+    def forget(self, source: str) -> None:
+        """Take back what was appended from a file that turned out unreadable."""
+        self.con.execute(f"delete from {_CHECKED} where _source_file = ?", [source])
+        self.suppressed.pop(source, None)
+
+    def settle(self) -> dict[str, dict[str, int]]:
+        """Mark repeats of a key within this read (the first arrival wins for facts, the
+        last for upserts: files are read in name order, which landing exports keep
+        chronological), and count per file what loads, repeats, or is rejected."""
+        if self._match:
+            self.con.unregister("suppressed_keys")
+        newest_first = "desc" if self.channel.merge_strategy == UPSERT else "asc"
+        # Only keys seen more than once are ranked: a cheap count, then a small sort.
+        self.con.execute(
+            f"""
+            create or replace table {_REPEATS} as
+            with repeated as (
+                select _record_key from {_CHECKED} where rejection = ''
+                group by _record_key having count(*) > 1
+            ),
+            ranked as (
+                select
+                    rowid as row_id,
+                    _source_file,
+                    row_number() over (
+                        partition by _record_key
+                        order by _source_file {newest_first}, _line_number {newest_first}
+                    ) as arrival
+                from {_CHECKED}
+                where rejection = '' and _record_key in (select _record_key from repeated)
+            )
+            select row_id, _source_file from ranked where arrival > 1
+            """
+        )
+        repeats = dict(
+            self.con.execute(
+                f"select _source_file, count(*) from {_REPEATS} group by _source_file"
+            ).fetchall()
+        )
+        return {
+            source_file: {
+                "loaded_lines": valid - repeats.get(source_file, 0),
+                "duplicate_lines": repeats.get(source_file, 0),
+                "rejected_lines": rejected,
+            }
+            for source_file, valid, rejected in self.con.execute(
+                f"""
+                select
+                    _source_file,
+                    count(*) filter (where rejection = ''),
+                    count(*) filter (where rejection <> '')
+                from {_CHECKED}
+                group by _source_file
+                """
+            ).fetchall()
+        }
+
+    def _check_sql(self) -> str:
+        """A select over `_TEXT` (a batch's text rows) keeping rows where `_KEEP`, in
+        `_CHECKED`'s columns."""
+        channel = self.channel
+        every_field = _loaded_fields(channel)
+        rejections = [
+            *(
+                f"case when {_quoted(name)} is null or trim({_quoted(name)}) = '' "
+                f"then 'missing required field {name}' end"
+                for name in channel.required
+            ),
+            *(
+                f"case when length({_quoted(name)}) > {MAX_FIELD_CHARS} then "
+                f"'{name}: ' || length({_quoted(name)}) || ' characters (limit {MAX_FIELD_CHARS})' end"
+                for name in every_field
+            ),
+            *(
+                f"case when regexp_matches({_quoted(name)}, '{_CONTROL}') "
+                f"then '{name}: control characters' end"
+                for name in every_field
+            ),
+        ]
+        notes = [
+            *(
+                f"case when {_quoted(name)} is not null and try_cast({_quoted(name)} as {kind}) is null "
+                f"then '{name}: not a {kind}: ' || left({_quoted(name)}, 200) end"
+                for name, kind in channel.fields.items()
+                if kind != TEXT
+            ),
+            *(
+                f"case when not ({predicate.format(v=_typed(channel, name))}) "
+                f"then '{name}: implausible value ' || left({_quoted(name)}, 200) end"
+                for name, predicate in channel.plausible.items()
+            ),
+        ]
+        typed = [
             *(
                 f"try_cast({_quoted(name)} as {kind}) as {_quoted(name)}"
                 for name, kind in channel.fields.items()
             ),
             *(_quoted(name) for name in channel.extra_fields),
         ]
-    )
-    record_key = (
-        "md5(concat_ws('|', "
-        + ", ".join(
-            f"coalesce(cast({_typed(channel, name)} as varchar), '\\N')"
-            for name in channel.natural_key
+        record_key = (
+            "md5(concat_ws('|', "
+            + ", ".join(
+                f"coalesce(cast({_typed(channel, name)} as varchar), '\\N')"
+                for name in channel.natural_key
+            )
+            + "))"
         )
-        + "))"
-    )
-    # Within one read the first arrival of a key wins for facts, the last for upserts
-    # (files are read in name order, which landing exports keep chronological).
-    newest_first = "desc" if channel.merge_strategy == UPSERT else "asc"
-    # One materialisation only: the checks are a CTE, not a second copy of every row.
-    con.execute(
-        f"""
-        create or replace temp table ranked as
-        with checked as (
+        return f"""
+            with checked as (
+                select
+                    *,
+                    coalesce(parse_error, concat_ws('; ', {", ".join(rejections)})) as rejection,
+                    concat_ws('; ', {", ".join(notes) or "null"}) as note
+                from ({_TEXT}) as landing_rows
+                where {_KEEP}
+            )
             select
-                *,
-                coalesce(parse_error, concat_ws('; ', {", ".join(rejections)})) as rejection,
-                concat_ws('; ', {", ".join(notes) or "null"}) as note
-            from text_rows
-        )
-        select
-            *,
-            {record_key} as _record_key,
-            case when rejection = '' then row_number() over (
-                partition by rejection = '', {record_key}
-                order by _source_file {newest_first}, _line_number {newest_first}
-            ) end as arrival
-        from checked
-        """
-    )
-    con.execute("drop view text_rows")
-    con.unregister("landing_rows")  # the input as read: freed before the records are built
-    records = con.sql(
-        f"""
-        select {typed}, _source_file, _line_number, _record_key
-        from ranked
-        where arrival = 1
-        order by _source_file, _line_number
-        """
-    ).to_arrow_table()
-    quarantine = (
-        con.sql(
-            """
-            select
-                $channel as channel,
-                _source_file as source_file,
-                _line_number as line_number,
-                concat_ws('; ', nullif(rejection, ''), nullif(note, '')) as reason,
-                record,
-                rejection = '' as loaded,
-                md5(concat_ws('|', _source_file, _line_number)) as _record_key
-            from ranked
-            where rejection <> '' or note <> ''
-            order by _source_file, _line_number
-            """,
-            params={"channel": channel.folder},
-        )
-        .to_arrow_table()
-        .cast(QUARANTINE_SCHEMA)
-    )
-    counts = {
-        source_file: {
-            "loaded_lines": loaded,
-            "duplicate_lines": duplicates,
-            "rejected_lines": rejected,
-        }
-        for source_file, loaded, duplicates, rejected in con.execute(
-            """
-            select
+                {", ".join(typed)},
                 _source_file,
-                count(*) filter (where arrival = 1),
-                count(*) filter (where arrival > 1),
-                count(*) filter (where arrival is null)
-            from ranked
-            group by _source_file
+                _line_number,
+                {record_key} as _record_key,
+                rejection,
+                note,
+                case when rejection <> '' or note <> '' then record end as record
+            from checked
             """
-        ).fetchall()
-    }
-    return records, quarantine, counts
+
+
+# Where _Checker's select takes a batch's text rows, and which of them it keeps.
+_TEXT, _KEEP = "/*text*/", "/*keep*/"
+# A control character (but tab, line feed and carriage return) anywhere in a value.
+_CONTROL = "[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]"
 
 
 def _typed(channel: Channel, name: str) -> str:

@@ -1,12 +1,12 @@
 """One dlt source per landing channel: its raw table, its quarantine and its file ledger.
 
-Incremental by file: the source state remembers the fingerprint of every file it loaded, so
+Files stream through in batches: memory does not grow with the channel. Incremental by file: the source state remembers the fingerprint of every file it loaded, so
 a re-run reads only new or changed files. Records merge on their natural key
 (`_record_key`), so a file delivered twice, or an event re-sent in a later file, never
 makes a second row.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from dlt.sources import DltResource
 
 from ingestion.api import DEFAULT_LOOKBACK, newest, pull_pages, since
 from ingestion.channels import INSERT_ONLY, Channel
-from ingestion.landing import UNREADABLE, ChannelBatch, read_channel
+from ingestion.landing import UNREADABLE, ChannelRead, stage_channel
 from ingestion.suppression import Suppression
 
 _STATE_KEY = "loaded_files"
@@ -29,72 +29,97 @@ def channel_source(
     api_url: str | None = None,
     api_lookback: timedelta = DEFAULT_LOOKBACK,
     suppression: Suppression | None = None,
+    duckdb_config: Mapping[str, object] | None = None,
 ) -> dlt.sources.DltSource:
-    """All three resources share one lazy read, so the input is parsed once per run.
-    Records of erased persons (`suppression`) are never read in.
+    """All three resources share one lazy read, so the input is parsed once per run; it is
+    staged in a DuckDB work connection (`duckdb_config`: memory_limit, threads,
+    temp_directory) and streamed on in batches. Records of erased persons (`suppression`) are
+    never read in.
 
     With `api_url` (channels that declare an `api_cursor` only), records are also pulled
     from the channel's HTTP API, forward from the cursor kept in the source state.
     """
     if api_url and not channel.api_cursor:
         raise ValueError(f"channel {channel.folder} has no API cursor; it loads from files only")
-    batch: list[ChannelBatch] = []
+    staged: list[ChannelRead] = []
+    open_streams: set[str] = set()
 
-    def read_once() -> ChannelBatch:
-        if not batch:
+    def read_once() -> ChannelRead:
+        if not staged:
             state = dlt.current.source_state()
             loaded: dict[str, str] = state.setdefault(_STATE_KEY, {})
             pages = (
                 pull_pages(api_url, since(state.get(_CURSOR_KEY), api_lookback)) if api_url else ()
             )
-            batch.append(
-                read_channel(
-                    channel,
-                    Path(landing_dir),
-                    already_loaded=loaded,
-                    api_pages=pages,
-                    suppression=suppression,
-                )
+            read = stage_channel(
+                channel,
+                Path(landing_dir),
+                already_loaded=loaded,
+                api_pages=pages,
+                suppression=suppression,
+                duckdb_config=duckdb_config,
             )
+            staged.append(read)
+            open_streams.update(_STREAMS)
             if api_url:
-                state[_CURSOR_KEY] = newest(
-                    batch[0].records, channel.api_cursor, state.get(_CURSOR_KEY)
-                )
+                state[_CURSOR_KEY] = newest(read.newest(channel.api_cursor), state.get(_CURSOR_KEY))
             for name, fingerprint, status in zip(
-                batch[0].files["source_file"].to_pylist(),
-                batch[0].files["fingerprint"].to_pylist(),
-                batch[0].files["status"].to_pylist(),
+                read.files["source_file"].to_pylist(),
+                read.files["fingerprint"].to_pylist(),
+                read.files["status"].to_pylist(),
             ):
                 # Only a file nothing could be read of is tried again next run: a damaged
                 # file's readable part loads once (a repaired copy has new bytes).
                 if status != UNREADABLE:
                     loaded[name] = fingerprint
-        return batch[0]
+        return staged[0]
+
+    def stream(name: str) -> Iterator[pa.RecordBatch | pa.Table]:
+        try:
+            read = read_once()
+            if name == "records":
+                yield from read.records()
+            elif name == "quarantine":
+                yield from read.quarantine()
+            else:
+                yield read.files
+        finally:
+            # The work connection goes once the last of the three streams is done.
+            open_streams.discard(name)
+            if staged and not open_streams:
+                staged.pop().close()
 
     @dlt.source(name=channel.folder, max_table_nesting=0)
     def source() -> list[DltResource]:
         return [
             _resource(
-                channel.table, "_record_key", channel.merge_strategy, lambda: read_once().records
+                channel.table, "_record_key", channel.merge_strategy, lambda: stream("records")
             ),
             _resource(
-                channel.quarantine_table, "_record_key", INSERT_ONLY, lambda: read_once().quarantine
+                channel.quarantine_table, "_record_key", INSERT_ONLY, lambda: stream("quarantine")
             ),
-            _resource(channel.files_table, "source_file", "upsert", lambda: read_once().files),
+            _resource(channel.files_table, "source_file", "upsert", lambda: stream("files")),
         ]
 
     return source()
 
 
-def _resource(table: str, key: str, strategy: str, rows: Callable[[], pa.Table]) -> DltResource:
-    # An empty table still yields its schema, so downstream models always find the relation.
+_STREAMS = ("records", "quarantine", "files")
+
+
+def _resource(
+    table: str,
+    key: str,
+    strategy: str,
+    batches: Callable[[], Iterator[pa.RecordBatch | pa.Table]],
+) -> DltResource:
     def arrow_rows():
-        table = rows()
-        position = table.schema.get_field_index(key)
-        # dlt makes a primary key NOT NULL; say so in the Arrow schema too.
-        yield table.cast(
-            table.schema.set(position, table.schema.field(position).with_nullable(False))
-        )
+        for batch in batches():
+            position = batch.schema.get_field_index(key)
+            # dlt makes a primary key NOT NULL; say so in the Arrow schema too.
+            yield batch.cast(
+                batch.schema.set(position, batch.schema.field(position).with_nullable(False))
+            )
 
     return dlt.resource(
         arrow_rows,

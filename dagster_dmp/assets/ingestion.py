@@ -69,8 +69,11 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
                     api_url=warehouse.api_urls.get(channel.folder),
                     api_lookback=timedelta(hours=warehouse.api_lookback_hours),
                     suppression=load_suppression(warehouse.privacy),
+                    duckdb_config=settings.duckdb_config(),
                 ),
-                dlt_pipeline=channel_pipeline(channel, warehouse.database),
+                dlt_pipeline=channel_pipeline(
+                    channel, warehouse.database, settings.duckdb_config()
+                ),
                 dagster_dlt_translator=RawTableTranslator(),
             )
         )

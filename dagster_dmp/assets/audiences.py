@@ -19,6 +19,7 @@ from activation.audiences import (
 from activation.exports import deliver, exported_identifiers, load_destinations, members_query
 from dagster_dmp import settings
 from dagster_dmp.assets.ml.inputs import (
+    PERSON_BEHAVIOUR,
     PERSON_IDENTIFIERS,
     PERSON_INTERESTS,
     PERSON_PROFILES,
@@ -80,6 +81,7 @@ order by pairs.audience, pairs.other_kind, pairs.other
     deps=[
         PERSON_PROFILES,
         PERSON_INTERESTS,
+        PERSON_BEHAVIOUR,
         PERSON_SEGMENTS,
         PROPENSITY_SCORES,
         CUSTOMER_VALUE,

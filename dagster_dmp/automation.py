@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dmp import settings
 from dagster_dmp.assets.serving import PROFILE_SNAPSHOT
 from dagster_dmp.assets.warehouse import warehouse_models
+from dagster_dmp.build_state import landing_fingerprints
 from ingestion.channels import CHANNELS
 from ingestion.pipeline import RAW_DATASET
 
@@ -62,22 +63,6 @@ UNFINISHED = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
-def landing_fingerprints() -> dict[str, str]:
-    """Per channel folder: a hash of the name, size and modification time of every landing file
-    the ingestion would read (folders without files are left out)."""
-    landing = settings.landing_dir()
-    fingerprints = {}
-    for channel in CHANNELS.values():
-        entries = sorted(
-            f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-            for path in (landing / channel.folder).glob(channel.pattern)
-            if path.is_file() and (stat := path.stat())
-        )
-        if entries:
-            fingerprints[channel.folder] = hashlib.sha256("\n".join(entries).encode()).hexdigest()
-    return fingerprints
 
 
 def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunRequest:

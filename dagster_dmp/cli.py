@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         default="*",
         help="Dagster asset selection, e.g. 'key:ml/person_segments+' (default: every asset)",
     )
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild even when nothing changed since the last run, dbt from scratch "
+        "(dbt build --full-refresh; person ids are kept)",
+    )
     _add_wait_option(run)
     run.set_defaults(handler=_run)
 
@@ -313,12 +319,43 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dagster_dmp import build_state
+
+    database = settings.duckdb_path()
+    full = getattr(args, "full", False)
+    holder = f"dmp {args.command}"
+    # The lock first: the build state is read and written by the one run that holds it.
+    with warehouse_lock(database, holder, wait=args.wait, on_wait=_progress):
+        inputs = build_state.current_inputs()
+        last = None if full else build_state.up_to_date_run(database, args.select, inputs)
+        if last is not None:
+            _progress(
+                f"nothing new since run {last.run_id} ({last.finished_at:%Y-%m-%d %H:%M:%S %Z}): "
+                "same landing files, code and settings; use --full to rebuild"
+            )
+            return 0
+        run_id = build_state.new_run_id()
+        build_state.record_start(database, run_id, args.select, full, inputs)
+        succeeded = False
+        try:
+            succeeded = _materialise(args.select, full, holder, args.wait)
+        finally:
+            build_state.record_end(database, run_id, succeeded)
+    return 0
+
+
+def _materialise(selection: str, full: bool, holder: str, wait: bool) -> bool:
+    """Run the selection; raise with a one-line reason when a step or a blocking check failed."""
     import dagster as dg
 
     from dagster_dmp.runner import run_assets, summarise
 
     outcome = run_assets(
-        args.select, holder=f"dmp {args.command}", wait=args.wait, progress=_progress
+        selection,
+        full_refresh=full,
+        holder=holder,
+        wait=wait,
+        progress=_progress,
     )
     summarise(outcome, _progress)
     if not outcome.success:
@@ -333,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{len(errors)} check(s) failed, first {first.asset_key.to_user_string()}:"
             f"{first.check_name}"
         )
-    return 0
+    return True
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from ingestion.ledger import LandingProblem, landing_problems
 
 Progress = Callable[[str], None]
 _JOB = "dmp_run"
+_DBT_OP = "warehouse_models"  # the @dbt_assets op (assets/warehouse.py)
 _MAX_PROBLEM_LINES = 12
 
 
@@ -49,8 +50,10 @@ def run_assets(
     holder: str = "dmp run",
     wait: bool = True,
     progress: Progress = print,
+    full_refresh: bool = False,
 ) -> RunOutcome:
-    """Materialise `selection` (Dagster's syntax) with every check, holding the warehouse."""
+    """Materialise `selection` (Dagster's syntax) with every check, holding the warehouse.
+    `full_refresh`: the dbt models, when selected, are built with `--full-refresh`."""
     from dagster_dmp.project import ensure_dbt_manifest
 
     database = settings.duckdb_path()
@@ -81,6 +84,7 @@ def run_assets(
                 ).resolve_job_def(_JOB)
                 if not job.asset_layer.selected_asset_keys:
                     raise ValueError(f"the selection {selection!r} matches no asset")
+                run_config = _with_full_refresh(run_config, job) if full_refresh else run_config
                 # A logger runs only when the run config names it.
                 result = job.with_logger_defs({"dmp": _run_logger(log, steps)}).execute_in_process(
                     run_config={**(run_config or {}), "loggers": {"dmp": {}}},
@@ -97,6 +101,17 @@ def run_assets(
             checks=list(result.get_asset_check_evaluations()),
             landing_problems=_landing_problems(database, started_at),
         )
+
+
+def _with_full_refresh(
+    run_config: Mapping[str, Any] | None, job: dg.JobDefinition
+) -> Mapping[str, Any] | None:
+    """Dagster refuses config for an op the job does not run: only a job that builds the dbt
+    models gets `full_refresh`."""
+    if not any(node.name == _DBT_OP for node in job.nodes):
+        return run_config
+    ops = {**(run_config or {}).get("ops", {}), _DBT_OP: {"config": {"full_refresh": True}}}
+    return {**(run_config or {}), "ops": ops}
 
 
 def summarise(outcome: RunOutcome, progress: Progress) -> None:

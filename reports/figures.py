@@ -38,6 +38,7 @@ SEGMENT_COLOURS = [
     "#999933",
 ]
 NO_ACTIVITY_COLOUR = "#AAAAAA"
+COHORT_GRAINS = {"week": "Weekly cohorts", "month": "Monthly cohorts"}
 FUNNEL_STEPS = {
     "visit": "Visit",
     "product_view": "Product view",
@@ -56,12 +57,23 @@ def segment_colour(segment_id: int) -> str:
     return SEGMENT_COLOURS[(segment_id - 1) % len(SEGMENT_COLOURS)]
 
 
-def segment_fill(segments: pd.DataFrame) -> p9.scale_fill_manual:
-    """The segment palette keyed by segment label, legend in segment order."""
+def _segment_palette(segments: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """Segment labels in segment order and the colour of each."""
     ordered = segments.drop_duplicates("segment_id").sort_values("segment_id")
     labels = [segment_label(i, n) for i, n in zip(ordered["segment_id"], ordered["segment_name"])]
-    values = dict(zip(labels, map(segment_colour, ordered["segment_id"])))
+    return labels, dict(zip(labels, map(segment_colour, ordered["segment_id"])))
+
+
+def segment_fill(segments: pd.DataFrame) -> p9.scale_fill_manual:
+    """The segment palette keyed by segment label, legend in segment order."""
+    labels, values = _segment_palette(segments)
     return p9.scale_fill_manual(values=values, breaks=labels)
+
+
+def segment_line_colour(segments: pd.DataFrame) -> p9.scale_colour_manual:
+    """The same palette for lines and points."""
+    labels, values = _segment_palette(segments)
+    return p9.scale_colour_manual(values=values, breaks=labels)
 
 
 def _theme(width: float = 9, height: float = 4.5) -> p9.theme:
@@ -179,6 +191,134 @@ def channel_funnel(funnel: pd.DataFrame) -> p9.ggplot:
         )
         + _theme()
     )
+
+
+def segment_funnel(funnel: pd.DataFrame) -> p9.ggplot:
+    """Share of each segment's visitors of a channel who get through every step up to this
+    one: where each segment drops out."""
+    data = funnel.assign(
+        step=lambda frame: pd.Categorical(
+            frame["step"].map(FUNNEL_STEPS), categories=list(FUNNEL_STEPS.values()), ordered=True
+        ),
+        pct=lambda frame: frame["share_of_visitors"] * 100,
+        segment=lambda frame: [
+            segment_label(i, n) for i, n in zip(frame["segment_id"], frame["segment_name"])
+        ],
+    )
+    return (
+        p9.ggplot(data, p9.aes("step", "pct", colour="segment", group="segment"))
+        + p9.geom_line(size=0.9)
+        + p9.geom_point(size=2.5)
+        + segment_line_colour(funnel)
+        + p9.scale_y_continuous(limits=(0, 100), breaks=range(0, 101, 20))
+        + p9.facet_wrap("channel", nrow=1, labeller=lambda channel: f"Channel: {channel}")
+        + p9.guides(colour=p9.guide_legend(ncol=3))
+        + p9.labs(
+            title="Funnel by segment: each segment's visitors reaching each step",
+            x="Funnel step (each includes every earlier step on the same channel)",
+            y="Share of the segment's visitors (%)",
+            colour="Segment",
+        )
+        + _theme(11, 5.5)
+    )
+
+
+def _every_period(limits: tuple[float, float]) -> list[int]:
+    """A tick at every whole period: periods since first seen are counts."""
+    return list(range(int(limits[1]) + 1))
+
+
+def cohort_retention(retention: pd.DataFrame) -> p9.ggplot:
+    """The cohort triangle: each row a cohort (its first period, persons), each column the
+    periods since, the share still active in the cell; one panel per grain. An asterisk marks
+    a period the data stops in early (its share can still grow)."""
+    data = retention.assign(
+        grain=lambda frame: pd.Categorical(
+            frame["cohort_grain"].map(COHORT_GRAINS),
+            categories=[COHORT_GRAINS[g] for g in COHORT_GRAINS if g in set(frame["cohort_grain"])],
+        ),
+        cohort=lambda frame: [
+            f"{period:%Y-%m-%d} ({persons:,})"
+            for period, persons in zip(
+                pd.to_datetime(frame["cohort_period"]), frame["cohort_persons"]
+            )
+        ],
+        label=lambda frame: [
+            f"{rate:.0%}" + ("" if complete else "*")
+            for rate, complete in zip(frame["retention_rate"], frame["period_is_complete"])
+        ],
+        ink=lambda frame: (frame["retention_rate"] > 0.55).map({True: "white", False: "#222222"}),
+    )
+    order = data.sort_values(["cohort_grain", "cohort_period"], ascending=False)["cohort"]
+    data["cohort"] = pd.Categorical(data["cohort"], categories=list(order.drop_duplicates()))
+    rows = data.groupby("cohort_grain")["cohort_period"].nunique().sum()
+    return (
+        p9.ggplot(data, p9.aes("periods_since_first_seen", "cohort", fill="retention_rate"))
+        + p9.geom_tile(colour="white", size=0.8)
+        + p9.geom_text(p9.aes(label="label", colour="ink"), size=8)
+        + p9.scale_colour_identity()
+        + p9.scale_fill_gradient(low="#f7fbff", high="#08519c", limits=(0, 1), guide=None)
+        + p9.scale_x_continuous(breaks=_every_period, expand=(0, 0))
+        + p9.facet_wrap("grain", ncol=1, scales="free")
+        + p9.labs(
+            title="Cohort retention: share of each cohort active again n periods after first seen",
+            x="Periods (weeks or months) since first seen",
+            y="Cohort: first period (persons)",
+            caption="* the data stops within this period: its share can still grow.",
+        )
+        + _theme(11, min(12.5, 0.32 * rows + 2.6))
+        + p9.theme(panel_grid=p9.element_blank())
+    )
+
+
+def retention_curves(curves: pd.DataFrame, segments: pd.DataFrame) -> p9.ggplot | Compose | None:
+    """Weekly retention pooled over the cohorts, by first-seen channel and by segment: which
+    entry channel and which segment keep coming back."""
+    weekly = curves[curves["cohort_grain"] == "week"].assign(
+        pct=lambda frame: frame["retention_rate"] * 100
+    )
+    panels = []
+    by_channel = weekly[weekly["cohort_dimension"] == "first_seen_channel"]
+    if len(by_channel):
+        panels.append(
+            p9.ggplot(by_channel, p9.aes("periods_since_first_seen", "pct", colour="cohort_value"))
+            + p9.geom_line(size=0.9)
+            + p9.geom_point(size=2.5)
+            + p9.scale_colour_manual(values=CHANNEL_COLOURS)
+            + p9.labs(
+                title="Weekly retention by first-seen channel (all cohorts pooled)",
+                x="Weeks since first seen",
+                y="Still active (%)",
+                colour="First seen on",
+            )
+        )
+    by_segment = weekly[weekly["cohort_dimension"] == "segment"]
+    if len(by_segment):
+        panels.append(
+            p9.ggplot(by_segment, p9.aes("periods_since_first_seen", "pct", colour="cohort_value"))
+            + p9.geom_line(size=0.9)
+            + p9.geom_point(size=2.5)
+            + segment_line_colour(segments)
+            + p9.guides(colour=p9.guide_legend(ncol=3))
+            + p9.labs(
+                title="Weekly retention by segment (all cohorts pooled)",
+                x="Weeks since first seen",
+                y="Still active (%)",
+                colour="Segment",
+            )
+        )
+    if not panels:
+        return None
+    panels = [
+        panel
+        + p9.scale_x_continuous(breaks=_every_period)
+        + p9.scale_y_continuous(limits=(0, 100), breaks=range(0, 101, 20))
+        + _theme(11, 4.5)
+        for panel in panels
+    ]
+    if len(panels) == 1:
+        return panels[0]
+    return (panels[0] / panels[1]) + p9.theme(figure_size=(11, 9))
 
 
 def _roi_breaks(limits: tuple[float, float]) -> list[float]:

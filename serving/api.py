@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -195,7 +196,24 @@ def create_app(serving_dir: Path, read_keys: dict[str, str]) -> FastAPI:
             persons=manifest.persons,
         )
 
-    read = [Depends(reader_key)]
+    def known_query_parameters(request: Request) -> None:
+        """A misspelt parameter (`?limt=3`) is refused, not ignored for a default answer."""
+        declared = {param.alias for param in request.scope["route"].dependant.query_params}
+        unknown = sorted(set(request.query_params) - declared)
+        if unknown:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("query", name),
+                        "msg": "unknown query parameter",
+                        "input": request.query_params[name],
+                    }
+                    for name in unknown
+                ]
+            )
+
+    read = [Depends(reader_key), Depends(known_query_parameters)]
     person_id_param = Annotated[str, PathParam(min_length=1, max_length=200)]
 
     @app.get(

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 # Rates, shares, probabilities and their interval bounds: a fraction of something.
-FRACTIONS = {"ctr", "conversion_rate", "ci_low", "ci_high", "p_value"}
+FRACTIONS = {
+    "ctr",
+    "conversion_rate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "share_of_visitors",
+    "conversion_from_previous_step",
+}
 FRACTION_SUFFIXES = ("_share", "_rate")
 # Counts, money and cost ratios: never below zero.
 NON_NEGATIVE = {
@@ -26,6 +34,9 @@ NON_NEGATIVE = {
     "roas",
     "users",
     "persons",
+    "step_persons",
+    "cohort_persons",
+    "retained_persons",
     "members",
     "orders",
     "events",
@@ -61,6 +72,8 @@ def assert_report_values_in_range(folder: Path) -> int:
             assert np.allclose(priced["roi"], priced["roas"] - 1), f"{table_path.name}: ROI"
         if "converted_clicks" in table.columns:
             assert (table["converted_clicks"] <= table["clicks"]).all(), table_path.name
+        if {"retained_persons", "cohort_persons"} <= set(table.columns):
+            assert (table["retained_persons"] <= table["cohort_persons"]).all(), table_path.name
         if "view_through_conversions" in table.columns:
             split = table["click_through_conversions"] + table["view_through_conversions"]
             assert (split == table["conversions"]).all(), f"{table_path.name}: conversions split"

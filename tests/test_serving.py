@@ -1,7 +1,8 @@
 """Profiles on demand: `dmp profile` and the read API (`dmp serve`) on a real warehouse, read
 from the published snapshot: lookups by every identifier kind, the API's answers and its
-OpenAPI document, reads that a run does not block, a failed run that keeps the last good
-snapshot, and an erasure that takes the person out of serving at once."""
+OpenAPI document (fuzzed by schemathesis), /healthz before any run, reads that a run does not
+block, a failed run that keeps the last good snapshot, and an erasure that takes the person out
+of serving at once."""
 
 import http.client
 import json
@@ -12,21 +13,25 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import duckdb
 import pytest
+import schemathesis
 from conftest import free_port, materialise_everything
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode, checks
 
 from activation.exports import PURPOSES
 from dagster_dmp.cli import main
 from dagster_dmp.warehouse_lock import warehouse_lock
+from serving.api import create_app
 from serving.snapshot import POINTER, current, erase
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READ_KEY, WRITE_KEY = "read-key-of-the-crm", "write-key-of-the-site"
+READ_KEYS = {READ_KEY: "crm"}
 KINDS = ["email_sha256", "phone_sha256", "user_id", "anonymous_id", "device_id", "customer_id"]
 PARTS = {
     "person_id",
@@ -109,8 +114,16 @@ def person(warehouse) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(warehouse, serving_dir):
     """`dmp serve` in its own process, once /healthz answers."""
+    process, port = start_server(os.environ, ready=200)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def start_server(environ, ready: int) -> tuple[subprocess.Popen, int]:
+    """`dmp serve` on a free port, once /healthz answers `ready`."""
     port = free_port()
-    env = {**os.environ, "DMP_READ_KEYS": f"crm:{READ_KEY}", "DMP_WRITE_KEYS": f"web:{WRITE_KEY}"}
+    env = {**environ, "DMP_READ_KEYS": f"crm:{READ_KEY}", "DMP_WRITE_KEYS": f"web:{WRITE_KEY}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster_dmp.cli", "serve", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -119,12 +132,10 @@ def server(warehouse, serving_dir):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while get(port, "/healthz")[0] != 200:
+    while get(port, "/healthz")[0] != ready:
         assert process.poll() is None and time.monotonic() < deadline, "dmp serve did not start"
         time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    return process, port
 
 
 def get(port: int, path: str, key: str | None = READ_KEY) -> tuple[int, dict]:
@@ -229,6 +240,8 @@ def test_the_api_answers_with_reasons(server, person):
         server, f"/v1/profiles?identifier_type=device_id&value={person['device_id']}"
     )
     assert status == 200 and body["person_id"] == person_id
+    status, body = get(server, f"/v1/persons/{person_id}/recommendations?limt=3")
+    assert status == 422 and body["detail"][0]["loc"] == ["query", "limt"]
     for bad in ("identifier_type=shoe_size&value=1", "identifier_type=email", ""):
         status, body = get(server, f"/v1/profiles?{bad}")
         assert status == 422 and body["detail"][0]["loc"][0] == "query", bad
@@ -288,31 +301,48 @@ def test_the_openapi_document_describes_every_route(server):
     assert {"200", "401", "404", "422"} <= set(profile["responses"])
 
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+@pytest.fixture(scope="module")
+def api_schema(serving_dir):
+    """The read API in-process (ASGI) over the module's published snapshot, as schemathesis
+    loads it from its own /openapi.json."""
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(serving_dir, READ_KEYS))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_fuzzed_requests_from_the_openapi_document_never_fail_the_server(server, data):
-    """Every route with made-up path and query values answers a status its OpenAPI document
-    names (or 422), never a 5xx."""
-    schema = get(server, "/openapi.json", key=None)[1]
-    path = data.draw(st.sampled_from(sorted(schema["paths"])))
-    operation = schema["paths"][path]["get"]
-    query, url = {}, path
-    for parameter in operation.get("parameters", []):
-        value = data.draw(
-            st.one_of(_text, st.integers(-5, 2000).map(str), st.sampled_from(["ads", "email"]))
-        )
-        if parameter["in"] == "path":
-            url = url.replace("{" + parameter["name"] + "}", quote(value or "x", safe=""))
-        elif data.draw(st.booleans()):
-            query[parameter["name"]] = value
-    if query:
-        url += "?" + urlencode(query)
-    status, _ = get(server, url, key=data.draw(st.sampled_from([READ_KEY, None, "guess"])))
-    assert status < 500, url
-    assert str(status) in operation["responses"] or status == 404, (url, status)
+@pytest.fixture(scope="module")
+def person_ids(warehouse) -> list[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute("select person_id from marts.person_profiles").fetchall()
+        return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzed_requests_from_the_openapi_document_get_documented_answers(
+    api_schema, person_ids, mode
+):
+    """Every operation, with values schemathesis makes from the schema (valid ones, then
+    invalid ones; known persons half the time), answers no 5xx and only what the document
+    declares: status codes, content types, headers and bodies that match their schemas; a
+    missing or wrong key gets 401 whatever else is wrong."""
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) == 6
+
+    for operation in operations:
+        if mode is GenerationMode.NEGATIVE and not (operation.path_parameters or operation.query):
+            continue  # no parameter to make invalid
+
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+        def answers_as_documented(case, data):
+            if "person_id" in (case.path_parameters or {}) and data.draw(st.booleans()):
+                case.path_parameters["person_id"] = data.draw(st.sampled_from(person_ids))
+            key = data.draw(st.sampled_from([READ_KEY, READ_KEY, "guess", None]))
+            case.headers = {"Authorization": f"Bearer {key}"} if key else {}
+            # The key is chosen here, not generated: its check is the assertion below.
+            response = case.call_and_validate(excluded_checks=[checks.ignored_auth])
+            if key != READ_KEY and case.operation.path != "/healthz":
+                assert response.status_code == 401, case.as_curl_command()
+
+        answers_as_documented()
 
 
 def test_a_run_never_blocks_reads_and_a_failed_run_keeps_the_last_snapshot(
@@ -393,6 +423,16 @@ def test_before_any_run_and_without_read_keys_the_commands_say_why(tmp_path, mon
     monkeypatch.delenv("DMP_SERVING_DIR", raising=False)
     assert main(["profile", "--person-id", "p_1"]) == 1
     assert "no run has published profiles yet" in capsys.readouterr().err
+    process, port = start_server(
+        {**os.environ, "DMP_DUCKDB_PATH": str(tmp_path / "dmp.duckdb")}, 503
+    )
+    try:
+        status, body = get(port, "/healthz", key=None)
+        assert status == 503 and "no run has published profiles yet" in body["detail"]
+        assert get(port, "/v1/profiles/p_1")[0] == 503
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
     monkeypatch.setenv("DMP_READ_KEYS", "")
     assert main(["serve", "--port", str(free_port())]) == 1
     assert "no read keys: set DMP_READ_KEYS" in capsys.readouterr().err

@@ -41,7 +41,106 @@ FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
 DAILY_ACTIVITY = dg.AssetKey(["marts", "daily_activity"])
 CHANNEL_FUNNEL = dg.AssetKey(["marts", "channel_funnel"])
 CAMPAIGN_PERFORMANCE_TOTALS = dg.AssetKey(["marts", "campaign_performance_totals"])
+COHORT_RETENTION = dg.AssetKey(["marts", "cohort_retention"])
+ACTIVITY_PERIODS = dg.AssetKey(["intermediate", "int_activity_periods_cohorted"])
+FUNNEL_STEPS = dg.AssetKey(["intermediate", "int_funnel_steps_reached"])
 INTEREST_MIX_CATEGORIES = 10  # the rest is "other"
+HEATMAP_COHORTS = 12  # latest cohorts per grain in the heatmap; the CSV has them all
+
+# Each segment's cohorts in the rows of marts.cohort_retention: its persons from
+# int_activity_periods_cohorted, the periods (and whether the data covers them) from the mart's
+# cohorts of all persons. The segments are computed after dbt, so the split happens here.
+SEGMENT_COHORTS_SQL = """
+    with
+
+    periods as (
+        select
+            periods.cohort_grain,
+            periods.cohort_period,
+            periods.activity_period,
+            segments.segment_id,
+            segments.segment_name
+        from intermediate.int_activity_periods_cohorted as periods
+        inner join ml.person_segments as segments
+            on periods.person_id = segments.person_id
+    ),
+
+    -- one row per person, grain and period: rows count persons
+    retained as (
+        select
+            cohort_grain,
+            segment_id,
+            any_value(segment_name) as segment_name,
+            cohort_period,
+            activity_period,
+            count(*) as retained_persons
+        from periods
+        group by cohort_grain, segment_id, cohort_period, activity_period
+    ),
+
+    cohorts as (
+        select
+            cohort_grain,
+            segment_id,
+            segment_name,
+            cohort_period,
+            retained_persons as cohort_persons
+        from retained
+        where activity_period = cohort_period
+    )
+
+    select
+        cohorts.cohort_grain,
+        cohorts.segment_id,
+        cohorts.segment_name,
+        cohorts.cohort_period,
+        cells.periods_since_first_seen,
+        cells.activity_period,
+        cells.period_is_complete,
+        cohorts.cohort_persons,
+        coalesce(retained.retained_persons, 0) as retained_persons
+    from cohorts
+    inner join marts.cohort_retention as cells
+        on cells.cohort_dimension = 'all'
+        and cells.cohort_grain = cohorts.cohort_grain
+        and cells.cohort_period = cohorts.cohort_period
+    left join retained
+        on retained.cohort_grain = cohorts.cohort_grain
+        and retained.segment_id = cohorts.segment_id
+        and retained.cohort_period = cohorts.cohort_period
+        and retained.activity_period = cells.activity_period
+"""
+
+# channel_funnel's counts per segment and channel: sums of int_funnel_steps_reached.
+SEGMENT_FUNNEL_SQL = """
+    with
+
+    steps as (
+        select
+            segments.segment_id,
+            any_value(segments.segment_name) as segment_name,
+            steps.channel,
+            steps.step_number,
+            steps.step,
+            sum(steps.reached_step) as persons,
+            sum(steps.did_step) as step_persons
+        from intermediate.int_funnel_steps_reached as steps
+        inner join ml.person_segments as segments
+            on steps.person_id = segments.person_id
+        group by segments.segment_id, steps.channel, steps.step_number, steps.step
+    )
+
+    select
+        *,
+        persons / nullif(
+            first_value(persons) over (
+                partition by segment_id, channel order by step_number
+            ),
+            0
+        ) as share_of_visitors
+    from steps
+    order by segment_id, channel, step_number
+"""
 
 
 def _period(daily: pd.DataFrame) -> list[str] | None:
@@ -158,6 +257,66 @@ def _activity_sections(daily: pd.DataFrame, partial_day: Any = None) -> list[Sec
     ]
 
 
+def _pooled_retention(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """Retention n periods after first seen over every cohort the data covers that far (to
+    the end of the period): each cohort weighs by its persons."""
+    covered = cohorts[cohorts["period_is_complete"]]
+    keys = ["cohort_grain", "cohort_dimension", "cohort_value", "periods_since_first_seen"]
+    pooled = covered.groupby(keys, as_index=False).agg(
+        cohorts=("cohort_period", "nunique"),
+        cohort_persons=("cohort_persons", "sum"),
+        retained_persons=("retained_persons", "sum"),
+    )
+    return pooled.assign(retention_rate=pooled["retained_persons"] / pooled["cohort_persons"])
+
+
+def _retention_sections(
+    retention: pd.DataFrame, segment_cohorts: pd.DataFrame, segments: pd.DataFrame
+) -> list[Section]:
+    """The cohort heatmap (all persons), then retention pooled over the cohorts by first-seen
+    channel and by segment."""
+    if retention.empty:
+        return []
+    everyone = retention[retention["cohort_dimension"] == "all"]
+    latest = everyone.groupby("cohort_grain")["cohort_period"].transform(
+        lambda periods: periods.rank(method="dense", ascending=False)
+    )
+    by_segment = segment_cohorts.assign(
+        cohort_dimension="segment",
+        cohort_value=[
+            figures.segment_label(int(i), n)
+            for i, n in zip(segment_cohorts["segment_id"], segment_cohorts["segment_name"])
+        ],
+    )
+    curves = _pooled_retention(
+        pd.concat([retention[retention["cohort_dimension"] != "all"], by_segment])
+    )
+    return [
+        Section(
+            "retention",
+            "Cohort retention",
+            "Persons grouped by the week (from Monday) or month they were first seen in (any "
+            "non-bot event, social engagement or order): the share of each cohort active again "
+            "1, 2, ... periods later; 100% in its own period. The figure shows the latest "
+            f"{HEATMAP_COHORTS} cohorts of each grain; the table has every cohort, also by the "
+            "channel each person was first seen on (cohort_dimension first_seen_channel). An "
+            "asterisk marks a period the data stops in before its end.",
+            retention,
+            figures.cohort_retention(everyone[latest <= HEATMAP_COHORTS]),
+        ),
+        *_with_data(
+            "retention_segments",
+            "Retention by first-seen channel and by segment",
+            "Weekly retention n weeks after first seen, over every cohort the data covers that "
+            "far (to the end of the week), each cohort weighing by its persons: by the channel "
+            "of the first activity, and by today's segment (ml.person_segments). The table "
+            "also has the monthly figures.",
+            curves,
+            lambda table: figures.retention_curves(table, segments),
+        ),
+    ]
+
+
 def _hybrid_sentence(parts: pd.DataFrame, validation_persons: list[tuple]) -> str:
     """What the hybrid (the lists persons get) is, as its asset chose it on validation."""
     if parts.empty:
@@ -202,6 +361,9 @@ def _with_data(
         DAILY_ACTIVITY,
         CHANNEL_FUNNEL,
         CAMPAIGN_PERFORMANCE_TOTALS,
+        COHORT_RETENTION,
+        ACTIVITY_PERIODS,
+        FUNNEL_STEPS,
         PERSON_PROFILES,
         PERSON_INTERESTS,
         AUDIENCE_MEMBERS,
@@ -211,7 +373,8 @@ def _with_data(
     kinds={"plotnine", "html"},
     description=(
         "reports/output/index.html: what changed since the last run, activity with its trend "
-        "and weekly seasonality, channel funnel, campaign KPIs, RFM grid, segment map, sizes, "
+        "and weekly seasonality, channel funnel (also by segment), cohort retention (by "
+        "first-seen channel and segment), campaign KPIs, RFM grid, segment map, sizes, "
         "value and interest mix, recommendation quality, A/B tests, budget allocation, "
         "propensity reliability and data quality, with the CSV behind every figure and table. Keeps the headline figures in "
         "headline.json beside it for the next run's comparison."
@@ -230,6 +393,15 @@ def marketing_report(
             " conversion_from_previous_step from marts.channel_funnel"
             " order by channel, step_number"
         ).df()
+        funnel_segments = con.sql(SEGMENT_FUNNEL_SQL).df()
+        retention = con.sql(
+            "select cohort_grain, cohort_dimension, cohort_value, cohort_period,"
+            " periods_since_first_seen, activity_period, period_is_complete, cohort_persons,"
+            " retained_persons, retention_rate from marts.cohort_retention"
+            " order by cohort_grain desc, cohort_dimension, cohort_value, cohort_period,"
+            " periods_since_first_seen"
+        ).df()
+        segment_cohorts = con.sql(SEGMENT_COHORTS_SQL).df()
         segments = con.sql(
             "select segment_id, segment_name, persons, revenue_per_person, orders_per_person, "
             "sessions_per_person, app_session_share, discount_share, top_categories "
@@ -450,6 +622,16 @@ def marketing_report(
             funnel,
             figures.channel_funnel,
         ),
+        *_with_data(
+            "funnel_segments",
+            "Funnel by segment",
+            "The channel funnel of each segment: the share of the segment's visitors of a "
+            "channel who reached each step and every earlier one there (persons), with "
+            "step_persons, all who did the step. Segments as in the segment sections below.",
+            funnel_segments,
+            figures.segment_funnel,
+        ),
+        *_retention_sections(retention, segment_cohorts, segments),
         *_with_data(
             "campaigns",
             "Campaign KPIs",

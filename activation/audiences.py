@@ -59,8 +59,10 @@ from typing import Any, NamedTuple, Protocol
 
 import yaml
 
-PROFILES = "marts.person_profiles"
-INTERESTS = "marts.person_interests"
+import marts
+
+PROFILES = marts.PERSON_PROFILES.relation
+INTERESTS = marts.PERSON_INTERESTS.relation
 SEGMENTS = "ml.person_segments"
 RECOMMENDATIONS = "ml.recommendations"
 LOOKALIKE_MEMBERS = "audiences.lookalike_members"

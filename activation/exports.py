@@ -34,6 +34,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+import marts
+
 PURPOSES = {"ads": "consent_ads", "email": "consent_email"}
 FORMATS = ("csv", "parquet")
 # exported identifier -> the warehouse identifier it comes from, and whether we hash it here
@@ -160,8 +162,8 @@ def members_query(destination: Destination) -> tuple[str, tuple]:
     sql = f"""
         select distinct m.audience, i.identifier_type, i.identifier_value
         from audiences.audience_members as m
-        join marts.person_profiles as p on p.person_id = m.person_id
-        join marts.person_identifiers as i on i.person_id = m.person_id
+        join {marts.PERSON_PROFILES} as p on p.person_id = m.person_id
+        join {marts.PERSON_IDENTIFIERS} as i on i.person_id = m.person_id
         where m.audience in ({audiences})
             and p.{destination.consent_column} = true
             and i.identifier_type in ({types})

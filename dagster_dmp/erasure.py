@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+import marts
 from activation.exports import IDENTIFIERS, purge
 from dagster_dmp import settings
 from ingestion.channels import CHANNELS
@@ -99,14 +100,14 @@ def _who(
     persons = {
         row[0]
         for row in con.execute(
-            "select distinct person_id from marts.person_identifiers"
+            f"select distinct person_id from {marts.PERSON_IDENTIFIERS}"
             " where (identifier_type = 'email_sha256' and identifier_value = ?)"
             " or person_id = ?",
             [email_key, person_id],
         ).fetchall()
     }
     linked = con.execute(
-        "select identifier_type, identifier_value from marts.person_identifiers"
+        f"select identifier_type, identifier_value from {marts.PERSON_IDENTIFIERS}"
         " where person_id in (select unnest(?::varchar[]))",
         [sorted(persons)],
     ).fetchall()

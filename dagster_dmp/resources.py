@@ -5,7 +5,7 @@ import base64
 import html
 import io
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from dagster_dmp import settings
 from dagster_dmp.project import dbt_project
 from dagster_dmp.warehouse_lock import acquire, release
 from ingestion.channels import CHANNELS
+from marts import Mart, read_mart
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -79,6 +80,13 @@ class WarehouseResource(dg.ConfigurableResource):
     def read_frame(self, query: str) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             return con.execute(query).df()
+
+    def read_mart(
+        self, mart: Mart, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
+    ) -> pd.DataFrame:
+        """A dbt mart, or its `columns`, as a data frame: how Python reads the warehouse."""
+        with self.connect(read_only=True) as con:
+            return read_mart(con, mart, columns, order_by)
 
     def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         """Rows in each `schema.table` (0 for one not created yet), for `dagster/row_count`."""

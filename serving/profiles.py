@@ -14,19 +14,20 @@ from typing import Any
 
 import duckdb
 
+import marts
 from activation.exports import PURPOSES
 from ingestion.suppression import CANONICAL_SQL
 
-PROFILES = "marts.person_profiles"
+PROFILES = marts.PERSON_PROFILES.relation
 # Every other table a profile reads, with the columns it takes: a table a run has not
 # built yet (no ML before the first full run) serves as empty.
 SOURCES = {
-    "marts.person_identifiers": {
+    marts.PERSON_IDENTIFIERS.relation: {
         "identifier_type": "varchar",
         "identifier_value": "varchar",
         "person_id": "varchar",
     },
-    "marts.person_interests": {
+    marts.PERSON_INTERESTS.relation: {
         "person_id": "varchar",
         "category": "varchar",
         "interest_score": "double",

@@ -355,8 +355,8 @@ def test_every_mart_column_has_a_description(dbt_docs):
 
 
 def test_exposures_name_the_marts_their_dagster_assets_read(dbt_docs):
-    """Every ML and report asset is an exposure that depends on exactly the dbt models the
-    asset reads directly."""
+    """Every ML, audience, serving and report asset is an exposure that depends on exactly the
+    dbt models the asset reads directly, and those are marts: nothing reads below them."""
     from dagster_dmp.assets.warehouse import WarehouseTranslator
     from dagster_dmp.definitions import defs
 
@@ -365,7 +365,9 @@ def test_exposures_name_the_marts_their_dagster_assets_read(dbt_docs):
     translator = WarehouseTranslator()
     exposures = manifest["exposures"].values()
     consumers = {
-        key for key in graph.get_all_asset_keys() if key.path[0] in ("ml", "audiences", "reports")
+        key
+        for key in graph.get_all_asset_keys()
+        if key.path[0] in ("ml", "audiences", "serving", "reports")
     }
     assert {dg.AssetKey(exposure["meta"]["dagster_asset_key"]) for exposure in exposures} == (
         consumers
@@ -379,3 +381,4 @@ def test_exposures_name_the_marts_their_dagster_assets_read(dbt_docs):
         asset = graph.get(dg.AssetKey(exposure["meta"]["dagster_asset_key"]))
         upstream = {parent for parent in asset.parent_keys if parent.path[0] in dbt_layers}
         assert declared == upstream, exposure["name"]
+        assert {key.path[0] for key in declared} == {"marts"}, exposure["name"]

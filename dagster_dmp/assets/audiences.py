@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+import marts
 from activation.audiences import (
     LOOKALIKE_MEMBERS,
     LOOKALIKE_MEMBERS_DDL,
@@ -17,7 +18,13 @@ from activation.audiences import (
 )
 from activation.exports import deliver, exported_identifiers, load_destinations, members_query
 from dagster_dmp import settings
-from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
+from dagster_dmp.assets.ml.inputs import (
+    PERSON_BEHAVIOUR,
+    PERSON_IDENTIFIERS,
+    PERSON_INTERESTS,
+    PERSON_PROFILES,
+    PERSON_SEGMENTS,
+)
 from dagster_dmp.assets.ml.lookalikes import lookalike_features
 from dagster_dmp.assets.ml.propensity import PROPENSITY_SCORES
 from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
@@ -74,6 +81,7 @@ order by pairs.audience, pairs.other_kind, pairs.other
     deps=[
         PERSON_PROFILES,
         PERSON_INTERESTS,
+        PERSON_BEHAVIOUR,
         PERSON_SEGMENTS,
         PROPENSITY_SCORES,
         CUSTOMER_VALUE,
@@ -130,7 +138,7 @@ def audience_members(
         con.execute(f"create or replace table {MEMBERS_TABLE} as {sql}", params)
         con.execute(REACH_DDL)
         as_of, persons = con.execute(
-            "select max(as_of_date), count(*) from marts.person_profiles"
+            f"select max(as_of_date), count(*) from {marts.PERSON_PROFILES}"
         ).fetchone()
         con.execute(f"delete from {REACH_TABLE} where as_of_date = ?", [as_of])
         computed_at = datetime.now(UTC).replace(tzinfo=None)
@@ -184,7 +192,7 @@ def every_audience_has_members(warehouse: WarehouseResource) -> dg.AssetCheckRes
 
 @dg.asset(
     key=AUDIENCE_EXPORTS,
-    deps=[AUDIENCE_MEMBERS, PERSON_PROFILES, dg.AssetKey(["marts", "person_identifiers"])],
+    deps=[AUDIENCE_MEMBERS, PERSON_PROFILES, PERSON_IDENTIFIERS],
     group_name="activation",
     kinds={"duckdb", "csv", "parquet"},
     description=(

@@ -5,7 +5,12 @@ run succeeded, so a failed run leaves the last good snapshot serving."""
 import dagster as dg
 
 from dagster_dmp.assets.audiences import AUDIENCE_MEMBERS
-from dagster_dmp.assets.ml.inputs import PERSON_INTERESTS, PERSON_PROFILES, PERSON_SEGMENTS
+from dagster_dmp.assets.ml.inputs import (
+    PERSON_IDENTIFIERS,
+    PERSON_INTERESTS,
+    PERSON_PROFILES,
+    PERSON_SEGMENTS,
+)
 from dagster_dmp.assets.ml.propensity import PROPENSITY_SCORES
 from dagster_dmp.assets.ml.recommendations import RECOMMENDATIONS
 from dagster_dmp.assets.ml.value import CUSTOMER_VALUE
@@ -13,7 +18,6 @@ from dagster_dmp.resources import WarehouseResource
 from serving.snapshot import publish
 
 PROFILE_SNAPSHOT = dg.AssetKey(["serving", "profile_snapshot"])
-PERSON_IDENTIFIERS = dg.AssetKey(["marts", "person_identifiers"])
 
 
 @dg.asset(

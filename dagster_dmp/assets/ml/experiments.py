@@ -2,14 +2,7 @@
 
 import dagster as dg
 
-from dagster_dmp.assets.ml.inputs import (
-    ACTIVITIES,
-    CAMPAIGN_TOUCHES,
-    EXPERIMENT_OBSERVATIONS_SQL,
-    IDENTIFIERS,
-    ORDERS,
-    RESPONSE_WINDOW_DAYS,
-)
+from dagster_dmp.assets.ml.inputs import EXPERIMENT_OBSERVATIONS, experiment_observations
 from dagster_dmp.assets.ml.quality import fits_what_it_can
 from dagster_dmp.resources import WarehouseResource
 from ml.experiments import analyse_experiments
@@ -20,15 +13,15 @@ AB_TEST_RESULTS = dg.AssetKey(["ml", "ab_test_results"])
 
 @dg.asset(
     key=AB_TEST_RESULTS,
-    deps=[CAMPAIGN_TOUCHES, IDENTIFIERS, ORDERS, ACTIVITIES],
+    deps=[EXPERIMENT_OBSERVATIONS],
     group_name="ml",
     kinds={"scipy", "duckdb"},
     description=(
         "Every arm of a campaign test against the campaign's control: the held-out arm "
         "(touch_type 'holdout'/'control', e.g. Hillstrom's \"No E-Mail\"), else the arm named "
         "like a control, else the first variant by name (control_variant, control_rule). Per "
-        "arm: users, conversions (an order with the campaign's tag within "
-        f"{RESPONSE_WINDOW_DAYS} days of the first touch), conversion rate with its Wilson 95% "
+        "arm: users, conversions (an order with the campaign's tag within the response window "
+        "from the first touch: marts.experiment_observations), conversion rate with its Wilson 95% "
         "interval (ci_low, ci_high), absolute and relative lift with a 95% interval, "
         "two-proportion z-test p-value and its Holm adjustment across the campaign's arms, "
         "spend per user with Welch's t-test (mean_spend, spend_diff), visit rate and its lift "
@@ -54,7 +47,7 @@ AB_TEST_RESULTS = dg.AssetKey(["ml", "ab_test_results"])
     },
 )
 def ab_test_results(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    observations = warehouse.read_frame(EXPERIMENT_OBSERVATIONS_SQL)
+    observations = experiment_observations(warehouse)
     if observations.empty:
         # A dataset without campaign tests (e.g. an order history): an empty read-out, said so.
         raise ModelFitError("no campaign touches with a test arm")

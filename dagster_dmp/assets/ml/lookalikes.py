@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+import marts
 from dagster_dmp.assets.ml.inputs import PERSON_BEHAVIOUR, PERSON_INTERESTS, PERSON_PROFILES
 from dagster_dmp.assets.ml.quality import fits_what_it_can
 from dagster_dmp.resources import WarehouseResource, markdown_preview
@@ -16,7 +17,7 @@ TOP_N = 1000
 # Value and activity (profile) plus taste (behaviour shares): profile features alone cannot
 # tell what a person likes, and planted personas differ mostly in that (bench/ml_quality.py:
 # 44-77% precision with profile features alone, 91-98% with both).
-FEATURES_SQL = """
+FEATURES_SQL = f"""
     select
         profiles.person_id,
         profiles.rfm_segment,
@@ -35,14 +36,14 @@ FEATURES_SQL = """
         behaviour.store_orders / nullif(behaviour.orders, 0) as store_order_share,
         behaviour.budget_tier_interactions / nullif(tiers.total, 0) as budget_tier_share,
         behaviour.premium_tier_interactions / nullif(tiers.total, 0) as premium_tier_share
-    from marts.person_profiles as profiles
-    left join marts.person_behaviour as behaviour
+    from {marts.PERSON_PROFILES} as profiles
+    left join {marts.PERSON_BEHAVIOUR} as behaviour
         on profiles.person_id = behaviour.person_id
     left join (
         select
             person_id,
             budget_tier_interactions + mid_tier_interactions + premium_tier_interactions as total
-        from marts.person_behaviour
+        from {marts.PERSON_BEHAVIOUR}
     ) as tiers
         on profiles.person_id = tiers.person_id
     order by profiles.person_id
@@ -54,8 +55,8 @@ def lookalike_features(warehouse: WarehouseResource) -> pd.DataFrame:
     features = warehouse.read_frame(FEATURES_SQL)
     # Never active is the most lapsed a person can be, not a typical recency.
     features["recency_days"] = features["recency_days"].fillna(features["recency_days"].max() + 1)
-    counts = warehouse.read_frame(
-        "select person_id, category, weighted_activities from marts.person_interests"
+    counts = warehouse.read_mart(
+        marts.PERSON_INTERESTS, ["person_id", "category", "weighted_activities"]
     ).pivot_table(index="person_id", columns="category", values="weighted_activities", fill_value=0)
     shares = counts.div(counts.sum(axis=1), axis=0).add_prefix("interest_share_")
     return features.merge(shares, left_on="person_id", right_index=True, how="left")

@@ -4,10 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from dagster_dmp.assets.ml.inputs import (
-    ACTIVITIES,
-    CAMPAIGN_TOUCHES,
-    IDENTIFIERS,
-    ORDERS_ATTRIBUTED,
+    CAMPAIGN_ORDERS,
+    CAMPAIGN_PERFORMANCE,
+    CAMPAIGN_REACH,
     PERSON_SEGMENTS,
     SEGMENT_CHANNEL_HISTORY_SQL,
 )
@@ -17,7 +16,6 @@ from ml.frames import ModelFitError
 from ml.optimise import BudgetRules, fit_response_curves, optimise_budget
 
 BUDGET_ALLOCATION = dg.AssetKey(["ml", "budget_allocation"])
-CAMPAIGN_PERFORMANCE = dg.AssetKey(["marts", "campaign_performance"])
 BUDGET_UNITS = 200  # the budget is split in this many whole units
 CHANNEL_MAX_GROWTH = 3.0  # a channel may get at most this multiple of its best week so far
 EMPTY = {
@@ -35,8 +33,7 @@ EMPTY = {
 
 @dg.asset(
     key=BUDGET_ALLOCATION,
-    deps=[CAMPAIGN_PERFORMANCE, ORDERS_ATTRIBUTED, ACTIVITIES, CAMPAIGN_TOUCHES, IDENTIFIERS]
-    + [PERSON_SEGMENTS],
+    deps=[CAMPAIGN_PERFORMANCE, CAMPAIGN_REACH, CAMPAIGN_ORDERS, PERSON_SEGMENTS],
     group_name="ml",
     kinds={"pulp", "duckdb"},
     description=(

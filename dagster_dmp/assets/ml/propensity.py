@@ -5,11 +5,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from dagster_dmp.assets.ml.inputs import (
-    ACTIVITIES,
-    AS_OF_SQL,
-    ORDERS,
-    PERSON_EVENTS_SQL,
-    PERSON_ORDERS_SQL,
+    DATA_AS_OF,
+    PERSON_EVENTS,
+    PERSON_ORDERS,
+    data_as_of,
+    person_events,
+    person_orders,
 )
 from dagster_dmp.assets.ml.quality import (
     EVAL_COLUMNS,
@@ -59,7 +60,7 @@ EMPTY = {
 
 @dg.asset(
     key=PROPENSITY_SCORES,
-    deps=[ACTIVITIES, ORDERS],
+    deps=[PERSON_EVENTS, PERSON_ORDERS, DATA_AS_OF],
     group_name="ml",
     kinds={"scikit-learn", "duckdb"},
     description=(
@@ -78,9 +79,9 @@ EMPTY = {
 )
 @fits_what_it_can(PROPENSITY_SCORES, EMPTY)
 def propensity_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    events = warehouse.read_frame(PERSON_EVENTS_SQL)
-    orders = warehouse.read_frame(PERSON_ORDERS_SQL)
-    as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
+    events = person_events(warehouse)
+    orders = person_orders(warehouse)
+    as_of = data_as_of(warehouse)
     # The bulk of the history: stray early events must not stretch the label window.
     first_seen = bulk_start(
         pd.to_datetime(pd.concat([events["occurred_at"], orders["ordered_at"]]))

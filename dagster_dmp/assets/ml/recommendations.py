@@ -7,14 +7,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from dagster_dmp.assets.ml.inputs import (
-    ACTIVITIES,
-    ORDER_LINES,
-    ORDERS,
-    PERSON_PRODUCT_INTERACTIONS_SQL,
+    PERSON_PRODUCT_INTERACTIONS,
     PERSON_PROFILES,
-    PERSONS_SQL,
     PRODUCTS,
-    PRODUCTS_SQL,
+    person_product_interactions,
+    product_catalogue,
+    profiled_persons,
 )
 from dagster_dmp.assets.ml.quality import (
     Floor,
@@ -56,7 +54,7 @@ EMPTY = {
 
 @dg.asset(
     key=RECOMMENDATIONS,
-    deps=[ACTIVITIES, ORDERS, ORDER_LINES, PRODUCTS, PERSON_PROFILES],
+    deps=[PERSON_PRODUCT_INTERACTIONS, PRODUCTS, PERSON_PROFILES],
     group_name="ml",
     kinds={"scipy", "duckdb"},
     description=(
@@ -76,11 +74,11 @@ EMPTY = {
 )
 @fits_what_it_can(RECOMMENDATIONS, EMPTY)
 def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    interactions = warehouse.read_frame(PERSON_PRODUCT_INTERACTIONS_SQL)
+    interactions = person_product_interactions(warehouse)
     if interactions.empty:
         raise ModelFitError("no product views, carts or purchases by known persons to learn from")
-    products = warehouse.read_frame(PRODUCTS_SQL)
-    persons = warehouse.read_frame(PERSONS_SQL)["person_id"]
+    products = product_catalogue(warehouse)
+    persons = profiled_persons(warehouse)
     # The span of the bulk of the history: stray early events must not stretch the holdout
     # over all the dense days.
     times = interactions["occurred_at"]

@@ -3,12 +3,13 @@
 import dagster as dg
 from threadpoolctl import threadpool_limits
 
+import marts
 from dagster_dmp.assets.ml.inputs import (
-    ORDERS,
     PERSON_BEHAVIOUR,
     PERSON_INTERESTS,
-    PERSON_ORDERS_SQL,
+    PERSON_ORDERS,
     PERSON_SEGMENTS,
+    person_orders,
 )
 from dagster_dmp.assets.ml.quality import EVAL_COLUMNS, attempt, fits_what_it_can, not_evaluated
 from dagster_dmp.resources import WarehouseResource, markdown_preview
@@ -17,7 +18,7 @@ from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
 
 @dg.asset(
     key=PERSON_SEGMENTS,
-    deps=[PERSON_BEHAVIOUR, PERSON_INTERESTS, ORDERS],
+    deps=[PERSON_BEHAVIOUR, PERSON_INTERESTS, PERSON_ORDERS],
     group_name="ml",
     kinds={"scipy", "duckdb"},
     description=(
@@ -48,13 +49,11 @@ from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
     },
 )
 def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    behaviour = warehouse.read_frame(
-        f"select person_id, {', '.join(BEHAVIOUR_COLUMNS)} from marts.person_behaviour"
+    behaviour = warehouse.read_mart(marts.PERSON_BEHAVIOUR, ["person_id", *BEHAVIOUR_COLUMNS])
+    interests = warehouse.read_mart(
+        marts.PERSON_INTERESTS, ["person_id", "category", "weighted_activities"]
     )
-    interests = warehouse.read_frame(
-        "select person_id, category, weighted_activities from marts.person_interests"
-    )
-    orders = warehouse.read_frame(PERSON_ORDERS_SQL)
+    orders = person_orders(warehouse)
     with threadpool_limits(limits=1):
         result, why = attempt(segment_persons, behaviour, interests, orders)
     if result is None:
@@ -96,11 +95,11 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
 def every_profile_segmented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         unsegmented, duplicated = con.execute(
-            """
+            f"""
             select
                 count(*) filter (where s.person_id is null),
                 (select count(*) - count(distinct person_id) from ml.person_segments)
-            from marts.person_profiles as p
+            from {marts.PERSON_PROFILES} as p
             left join ml.person_segments as s on s.person_id = p.person_id
             """
         ).fetchone()

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from dagster_dmp.assets.ml.inputs import AS_OF_SQL, ORDERS, PERSON_ORDERS_SQL
+from dagster_dmp.assets.ml.inputs import DATA_AS_OF, PERSON_ORDERS, data_as_of, person_orders
 from dagster_dmp.assets.ml.quality import (
     EVAL_COLUMNS,
     Floor,
@@ -57,7 +57,7 @@ EMPTY = {
 
 @dg.asset(
     key=CUSTOMER_VALUE,
-    deps=[ORDERS],
+    deps=[PERSON_ORDERS, DATA_AS_OF],
     group_name="ml",
     kinds={"scipy", "scikit-learn", "duckdb"},
     description=(
@@ -74,10 +74,10 @@ EMPTY = {
 )
 @fits_what_it_can(CUSTOMER_VALUE, EMPTY)
 def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    orders = warehouse.read_frame(PERSON_ORDERS_SQL)
+    orders = person_orders(warehouse)
     if orders.empty:
         raise ModelFitError("no completed orders of known persons")
-    as_of = pd.Timestamp(warehouse.read_frame(AS_OF_SQL)["as_of_at"].iloc[0])
+    as_of = data_as_of(warehouse)
     today = as_of.normalize() + pd.Timedelta(days=1)  # every order of the as-of day counts
     history_days = (today - pd.Timestamp(orders["ordered_at"].min())).days
     if history_days < MIN_HISTORY_DAYS:

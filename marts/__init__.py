@@ -1,0 +1,77 @@
+"""The marts Python reads: every one named here once, and one way to read one.
+
+The dbt marts are the warehouse's interface: contracted (column names and types enforced),
+documented and tested. ML, audiences, exports and serving read them, never the raw, staging or
+intermediate relations behind them (tests/test_marts_interface.py greps for such reads), so a
+model below the marts can change without breaking a consumer. dbt_project/models/exposures.yml
+lists which marts each consumer reads.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+
+SCHEMA = "marts"
+
+
+@dataclass(frozen=True)
+class Mart:
+    """A dbt mart: `name` is its dbt model, `relation` the table Python reads."""
+
+    name: str
+
+    @property
+    def relation(self) -> str:
+        return f"{SCHEMA}.{self.name}"
+
+    @property
+    def key_path(self) -> list[str]:
+        """Its Dagster asset key's path (dagster-dbt keys a model by schema and name)."""
+        return [SCHEMA, self.name]
+
+    def __str__(self) -> str:
+        return self.relation
+
+
+# persons
+PERSON_PROFILES = Mart("person_profiles")
+PERSON_IDENTIFIERS = Mart("person_identifiers")
+PERSON_INTERESTS = Mart("person_interests")
+PERSON_BEHAVIOUR = Mart("person_behaviour")
+PERSON_EVENTS = Mart("person_events")
+PERSON_ORDERS = Mart("person_orders")
+PERSON_PRODUCT_INTERACTIONS = Mart("person_product_interactions")
+# products
+PRODUCTS = Mart("products")
+# campaigns
+CAMPAIGN_PERFORMANCE = Mart("campaign_performance")
+CAMPAIGN_REACH = Mart("campaign_reach")
+CAMPAIGN_ORDERS = Mart("campaign_orders")
+EXPERIMENT_OBSERVATIONS = Mart("experiment_observations")
+# the data's "today"
+DATA_AS_OF = Mart("data_as_of")
+
+
+class Connection(Protocol):
+    def execute(self, query: str, parameters: Any = ...) -> Any: ...
+
+
+def select_mart(
+    mart: Mart, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
+) -> str:
+    """The query that reads `columns` (default: all) of the mart, in `order_by` order (default:
+    the mart's own row order)."""
+    query = f"select {', '.join(columns) if columns else '*'} from {mart.relation}"
+    return f"{query} order by {', '.join(order_by)}" if order_by else query
+
+
+def read_mart(
+    connection: Connection,
+    mart: Mart,
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The mart (or its `columns`) as a data frame."""
+    return connection.execute(select_mart(mart, columns, order_by)).df()

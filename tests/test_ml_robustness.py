@@ -80,8 +80,7 @@ def test_recommendations_without_a_holdout_still_write_lists_and_say_why(pipelin
     warehouse = _copy(
         pipeline_run,
         tmp_path,
-        "update intermediate.int_activities_attributed set activity_at = timestamp '2026-01-05'",
-        "update intermediate.int_order_lines_deduplicated set order_at = timestamp '2026-01-05'",
+        "update marts.person_product_interactions set occurred_at = timestamp '2026-01-05'",
     )
     result = _materialise(warehouse, recommendations, recommendation_lift_floor)
 
@@ -110,7 +109,7 @@ def test_a_warehouse_without_buyers_or_campaigns_materialises_and_the_report_say
     warehouse = _copy(
         pipeline_run,
         tmp_path,
-        "update intermediate.int_orders_aggregated set is_completed = false",
+        "delete from marts.person_orders",
         "update marts.person_profiles set rfm_segment = 'others'",
         "update marts.campaign_performance set cost = 0",
     )
@@ -214,8 +213,8 @@ def test_customer_value_on_ten_days_of_orders_says_not_enough_history(pipeline_r
     warehouse = _copy(
         pipeline_run,
         tmp_path,
-        "delete from intermediate.int_orders_aggregated where order_at < "
-        "(select max(order_at) - interval 9 day from intermediate.int_orders_aggregated)",
+        "delete from marts.person_orders where ordered_at < "
+        "(select max(ordered_at) - interval 9 day from marts.person_orders)",
     )
     result = _materialise(warehouse, customer_value, customer_value_r2_floor)
     note = _note(result, customer_value.key)

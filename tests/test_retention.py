@@ -94,7 +94,7 @@ def warehouse(pipeline_run) -> dict[str, pd.DataFrame]:
             "segments": con.sql(
                 "select person_id, segment_id, segment_name from ml.person_segments"
             ).df(),
-            "steps": con.sql("select * from intermediate.int_funnel_steps_reached").df(),
+            "steps": con.sql("select * from marts.person_funnel_steps").df(),
             "funnel": con.sql("select * from marts.channel_funnel").df(),
         }
 

@@ -42,13 +42,13 @@ DAILY_ACTIVITY = dg.AssetKey(["marts", "daily_activity"])
 CHANNEL_FUNNEL = dg.AssetKey(["marts", "channel_funnel"])
 CAMPAIGN_PERFORMANCE_TOTALS = dg.AssetKey(["marts", "campaign_performance_totals"])
 COHORT_RETENTION = dg.AssetKey(["marts", "cohort_retention"])
-ACTIVITY_PERIODS = dg.AssetKey(["intermediate", "int_activity_periods_cohorted"])
-FUNNEL_STEPS = dg.AssetKey(["intermediate", "int_funnel_steps_reached"])
+ACTIVITY_PERIODS = dg.AssetKey(["marts", "person_activity_periods"])
+FUNNEL_STEPS = dg.AssetKey(["marts", "person_funnel_steps"])
 INTEREST_MIX_CATEGORIES = 10  # the rest is "other"
 HEATMAP_COHORTS = 12  # latest cohorts per grain in the heatmap; the CSV has them all
 
 # Each segment's cohorts in the rows of marts.cohort_retention: its persons from
-# int_activity_periods_cohorted, the periods (and whether the data covers them) from the mart's
+# person_activity_periods, the periods (and whether the data covers them) from the mart's
 # cohorts of all persons. The segments are computed after dbt, so the split happens here.
 SEGMENT_COHORTS_SQL = """
     with
@@ -60,7 +60,7 @@ SEGMENT_COHORTS_SQL = """
             periods.activity_period,
             segments.segment_id,
             segments.segment_name
-        from intermediate.int_activity_periods_cohorted as periods
+        from marts.person_activity_periods as periods
         inner join ml.person_segments as segments
             on periods.person_id = segments.person_id
     ),
@@ -111,7 +111,7 @@ SEGMENT_COHORTS_SQL = """
         and retained.activity_period = cells.activity_period
 """
 
-# channel_funnel's counts per segment and channel: sums of int_funnel_steps_reached.
+# channel_funnel's counts per segment and channel: sums of person_funnel_steps.
 SEGMENT_FUNNEL_SQL = """
     with
 
@@ -124,7 +124,7 @@ SEGMENT_FUNNEL_SQL = """
             steps.step,
             sum(steps.reached_step) as persons,
             sum(steps.did_step) as step_persons
-        from intermediate.int_funnel_steps_reached as steps
+        from marts.person_funnel_steps as steps
         inner join ml.person_segments as segments
             on steps.person_id = segments.person_id
         group by segments.segment_id, steps.channel, steps.step_number, steps.step

@@ -1,7 +1,7 @@
 {#
     The shopping funnel per channel with events (web, app), over the whole data set, counted
     in persons (bots excluded); the steps each person did and reached are
-    int_funnel_steps_reached's.
+    person_funnel_steps's.
     persons: reached the step and every earlier one on the channel, so it never grows along
     the funnel; step_persons: did the step on the channel, whatever came before (an order
     without a recorded cart shows here and not in persons).
@@ -11,7 +11,7 @@ with
 
 person_steps as (
 
-    select * from {{ ref('int_funnel_steps_reached') }}
+    select * from {{ ref('person_funnel_steps') }}
 
 ),
 

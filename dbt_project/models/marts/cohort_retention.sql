@@ -3,7 +3,7 @@
     1, 2, ... weeks (months) later. Cohorts are cut three ways (cohort_dimension):
         all                 every person of the period: cohort_value 'all'
         first_seen_channel  by the channel of the person's first activity
-    (by segment: the report joins ml.person_segments to int_activity_periods_cohorted, since
+    (by segment: the report joins ml.person_segments to person_activity_periods, since
     the segments are computed after dbt.)
     A cohort has a row for every period of the data from its own on, retained_persons 0 where
     nobody of it was active: a missing cell never reads as "not measured". A period with no
@@ -15,7 +15,7 @@ with
 
 periods as (
 
-    select * from {{ ref('int_activity_periods_cohorted') }}
+    select * from {{ ref('person_activity_periods') }}
 
 ),
 

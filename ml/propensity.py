@@ -99,8 +99,9 @@ def training_windows(
     history_days = (as_of - first_seen) / _DAY
     if history_days < min_history_days:
         raise ModelFitError(
-            f"not enough history: {history_days:.1f} days from {first_seen:%Y-%m-%d} to "
-            f"{as_of:%Y-%m-%d}, propensity needs at least {min_history_days} (a label window "
+            # Rounded down: 13.96 days is not "14.0 days" when 14 are needed.
+            f"not enough history: {int(history_days * 10) / 10:.1f} days from "
+            f"{first_seen:%Y-%m-%d} to {as_of:%Y-%m-%d}, propensity needs at least {min_history_days} (a label window "
             f"of at least {min_history_days // 3} days after twice as many days of features)"
         )
     horizon = max(1, min(horizon_days, int(history_days // 3)))

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 from dagster_dmp.project import ensure_dbt_manifest
 
@@ -118,3 +120,35 @@ def materialise_everything(
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
     return materialise_everything(small_landing, tmp_path_factory.mktemp("pipeline"))
+
+
+@pytest.fixture(scope="session")
+def small_warehouse_template(tmp_path_factory, worker_id) -> Path:
+    """One warehouse built from the small landing zone for the whole session, shared by the
+    xdist workers (the first to need it builds it, under a file lock): tests that change a
+    warehouse work on a copy (`copy_of_small_warehouse`), not on a build of their own."""
+    base = tmp_path_factory.getbasetemp()
+    template = (base if worker_id == "master" else base.parent) / "small_warehouse"
+    with FileLock(f"{template}.lock"):
+        if not (template / "built").exists():
+            from datagen import generate
+
+            shutil.rmtree(template, ignore_errors=True)
+            generate(out_dir=template / "landing", **SMALL)
+            run = materialise_everything(template / "landing", template)
+            assert run.result.success, "the small warehouse did not build"
+            (template / "built").touch()
+    return template
+
+
+def copy_of_small_warehouse(template: Path, root: Path) -> dict[str, Path]:
+    """A copy of the built template under `root` (landing zone, warehouse with dlt's state and
+    the serving snapshots, reports, exports): the DMP_* settings that point at it."""
+    shutil.copytree(template, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("built"))
+    return {
+        "DMP_LANDING_DIR": root / "landing",
+        "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",
+        "DMP_REPORTS_DIR": root / "reports",
+        "DMP_EXPORTS_DIR": root / "exports",
+        "DMP_PRIVACY_DIR": root / "privacy",
+    }

@@ -7,28 +7,19 @@ import shutil
 
 import duckdb
 import pytest
-from conftest import materialise_everything
+from conftest import copy_of_small_warehouse, materialise_everything
 
 from dagster_dmp.cli import main
 from dagster_dmp.erasure import AUDIT_TABLE, scan
 
 
 @pytest.fixture
-def warehouse(small_landing, tmp_path, monkeypatch):
+def warehouse(small_warehouse_template, tmp_path, monkeypatch):
     monkeypatch.setenv("DMP_PRIVACY_SALT", "a-test-salt-of-some-length")
-    landing = tmp_path / "landing"
-    shutil.copytree(small_landing, landing)
-    run = materialise_everything(landing, tmp_path)
-    assert run.result.success
-    for name, path in {
-        "DMP_LANDING_DIR": landing,
-        "DMP_DUCKDB_PATH": run.duckdb_path,
-        "DMP_REPORTS_DIR": tmp_path / "reports",
-        "DMP_EXPORTS_DIR": tmp_path / "exports",
-        "DMP_PRIVACY_DIR": tmp_path / "privacy",
-    }.items():
+    paths = copy_of_small_warehouse(small_warehouse_template, tmp_path)
+    for name, path in paths.items():
         monkeypatch.setenv(name, str(path))
-    return run
+    return paths
 
 
 def _exported_person(database) -> tuple[str, set[str]]:
@@ -65,7 +56,7 @@ def _exported_person(database) -> tuple[str, set[str]]:
 
 
 def test_a_forgotten_person_leaves_no_trace_and_does_not_come_back(warehouse, tmp_path):
-    database = warehouse.duckdb_path
+    database = warehouse["DMP_DUCKDB_PATH"]
     folders = [tmp_path / "exports", tmp_path / "reports"]
     email, needles = _exported_person(database)
     before = scan(database, folders, needles)
@@ -87,7 +78,7 @@ def test_a_forgotten_person_leaves_no_trace_and_does_not_come_back(warehouse, tm
     # The landing zone still holds the person; a rebuild from it must not bring them back.
     database.unlink()
     shutil.rmtree(database.parent / f".{database.stem}_dlt")
-    rebuilt = materialise_everything(warehouse.landing, tmp_path)
+    rebuilt = materialise_everything(warehouse["DMP_LANDING_DIR"], tmp_path)
     assert rebuilt.result.success
     assert scan(database, folders, needles) == []
     with duckdb.connect(str(database), read_only=True) as con:

@@ -7,7 +7,6 @@ of serving at once."""
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from urllib.parse import quote
 import duckdb
 import pytest
 import schemathesis
-from conftest import free_port, materialise_everything
+from conftest import copy_of_small_warehouse, free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
@@ -53,26 +52,15 @@ PARTS = {
 
 
 @pytest.fixture(scope="module")
-def warehouse(small_landing, tmp_path_factory):
-    """A warehouse built from the small landing zone (its run published a snapshot), with the
-    environment pointing at it: its path (the run's result stays here, so nothing keeps
-    Dagster's objects for the rest of the session)."""
-    root = tmp_path_factory.mktemp("serving")
-    landing = root / "landing"
-    shutil.copytree(small_landing, landing)
-    run = materialise_everything(landing, root)
-    assert run.result.success
+def warehouse(small_warehouse_template, tmp_path_factory):
+    """A copy of the session's small warehouse (its run published a snapshot), with the
+    environment pointing at it: its path."""
+    paths = copy_of_small_warehouse(small_warehouse_template, tmp_path_factory.mktemp("serving"))
     with pytest.MonkeyPatch.context() as patch:
-        for name, path in {
-            "DMP_LANDING_DIR": landing,
-            "DMP_DUCKDB_PATH": run.duckdb_path,
-            "DMP_REPORTS_DIR": root / "reports",
-            "DMP_EXPORTS_DIR": root / "exports",
-            "DMP_PRIVACY_DIR": root / "privacy",
-        }.items():
+        for name, path in paths.items():
             patch.setenv(name, str(path))
         patch.delenv("DMP_SERVING_DIR", raising=False)
-        yield run.duckdb_path
+        yield paths["DMP_DUCKDB_PATH"]
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,23 @@
 {%- endmacro %}
 
 
+{% macro spark__parse_timestamp(expression) -%}
+    {#- Spark's cast reads ISO 8601 with Z or +hh:mm (to the session time zone, UTC) and the
+        naive forms; a compact offset (+0200) gets its colon first. Not ANSI mode (dbt-spark
+        turns it off), so what cannot be read casts to null. -#}
+    case
+        when trim({{ expression }}) rlike '^[0-9]{1,15}([.][0-9]*)?$'
+            then timestamp_millis(cast(round(cast(trim({{ expression }}) as double)) as bigint))
+        else cast(
+            regexp_replace(
+                trim({{ expression }}),
+                '(:[0-9]{2}([.][0-9]+)?) *([+-][0-9]{2}):?([0-9]{2})$',
+                '$1$3:$4'
+            ) as timestamp
+        )
+    end
+{%- endmacro %}
+
 {#
     The bounds for plausible timestamps: var min_valid_time, and var max_valid_time
     (null = the current time, so only timestamps in the future are rejected).

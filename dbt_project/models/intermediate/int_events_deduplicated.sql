@@ -22,7 +22,7 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized=dmp.incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key='event_date',
         on_schema_change='fail',

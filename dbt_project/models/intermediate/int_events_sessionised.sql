@@ -18,15 +18,17 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized=dmp.incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key='person_id',
         on_schema_change='fail',
         post_hook=[
-            "delete from {{ this }} where person_id not in (
+            "{% if is_incremental() %}
+            delete from {{ this }} where person_id not in (
                 select person_id from {{ ref('int_activities_attributed') }}
                 where activity_kind = 'event' and person_id is not null and not is_bot
-            )",
+            )
+            {% endif %}",
         ],
     )
 }}

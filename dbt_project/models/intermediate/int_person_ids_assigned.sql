@@ -30,7 +30,7 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized=dmp.incremental_materialization(),
         unique_key='node_key',
         on_schema_change='fail',
         full_refresh=false,

@@ -46,7 +46,7 @@ from measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DMP = [PYTHON, "-m", "dagster_dmp.cli"]
+DMP = [PYTHON, "-m", "dmp_cli.commands"]
 EVENTS_PER_PERSON_DAY = 1.116  # web + app event lines the generator writes (16,000 x 60: 1.07M)
 EVENT_FOLDERS = ("web_events", "app_events")
 INCREMENT_SHARE = 0.01

@@ -87,7 +87,7 @@ def main() -> None:
                 _costed(server, _fixed_rate, port, ids, args.seconds, "200 req/s, idle warehouse")
             )
             run = subprocess.Popen(
-                [sys.executable, "-m", "dagster_dmp.cli", "run", "--select", MICRO_BATCH],
+                [sys.executable, "-m", "dmp_cli.commands", "run", "--select", MICRO_BATCH],
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -130,7 +130,7 @@ def _environment(work: Path) -> dict[str, str]:
 
 def _dmp(env: dict[str, str], *args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dagster_dmp.cli", *args], cwd=REPO, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "dmp_cli.commands", *args], cwd=REPO, env=env, check=True)
     return time.perf_counter() - started
 
 
@@ -169,7 +169,7 @@ def _free_port() -> int:
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster_dmp.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dmp_cli.commands", "serve", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -10,8 +10,7 @@ import dagster as dg
 from dagster_dmp import settings
 from dagster_dmp.assets.serving import PROFILE_SNAPSHOT
 from dagster_dmp.assets.warehouse import warehouse_models
-from dagster_dmp.build_state import landing_fingerprints
-from ingestion.channels import CHANNELS
+from ingestion.channels import CHANNELS, landing_fingerprints
 from ingestion.pipeline import RAW_DATASET
 
 # The sensor and the schedules start switched on when DMP_AUTOMATION=on (`make ui` sets it);
@@ -102,7 +101,7 @@ def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunReque
     ),
 )
 def new_landing_files(context: dg.SensorEvaluationContext):
-    fingerprints = landing_fingerprints()
+    fingerprints = landing_fingerprints(settings.landing_dir())
     acted_on = json.loads(context.cursor) if context.cursor else {}
     changed = [folder for folder, print_ in fingerprints.items() if acted_on.get(folder) != print_]
     if not changed:

@@ -43,6 +43,10 @@ class RunOutcome:
     def failed_checks(self, severity: dg.AssetCheckSeverity) -> list[Any]:
         return [c for c in self.checks if not c.passed and c.severity == severity]
 
+    def failed_blocking_checks(self) -> list[Any]:
+        """The failed checks of ERROR severity: they fail the run for its caller."""
+        return self.failed_checks(dg.AssetCheckSeverity.ERROR)
+
 
 def run_assets(
     selection: str = "*",
@@ -132,7 +136,7 @@ def summarise(outcome: RunOutcome, progress: Progress) -> None:
             f"{lines:,} lines of {len(rejected)} landing files rejected to quarantine "
             "(raw.quarantine_*; the report counts them by reason)"
         )
-    errors = outcome.failed_checks(dg.AssetCheckSeverity.ERROR)
+    errors = outcome.failed_blocking_checks()
     warned = outcome.failed_checks(dg.AssetCheckSeverity.WARN)
     for check in [*errors, *warned][:_MAX_PROBLEM_LINES]:
         description = f": {_first_line(check.description)}" if check.description else ""

@@ -1,6 +1,8 @@
 """The landing channels and the raw schema each one declares (docs/landing.md)."""
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 TEXT = "VARCHAR"
 INT = "BIGINT"
@@ -269,3 +271,19 @@ CHANNELS: dict[str, Channel] = {
         ),
     )
 }
+
+
+def landing_fingerprints(landing: Path) -> dict[str, str]:
+    """Per channel folder: a hash of the name, size and modification time of every landing file
+    the ingestion would read (folders without files are left out). The landing sensor and
+    `dmp run` both tell new files by it."""
+    fingerprints = {}
+    for channel in CHANNELS.values():
+        entries = sorted(
+            f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+            for path in (landing / channel.folder).glob(channel.pattern)
+            if path.is_file() and (stat := path.stat())
+        )
+        if entries:
+            fingerprints[channel.folder] = hashlib.sha256("\n".join(entries).encode()).hexdigest()
+    return fingerprints

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_dmp import build_state
+from dmp_cli import build_state
 
 DMP = Path(sys.executable).with_name("dmp")
 INGESTION = "group:ingestion"  # a real run that stays small: every channel into raw.*

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 from conftest import copy_of_small_warehouse, materialise_everything
 
-from dagster_dmp.cli import main
-from dagster_dmp.erasure import AUDIT_TABLE, scan
+from dmp_cli.commands import main
+from privacy.erasure import AUDIT_TABLE, scan
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ ALLOWED_READS = {
         "the landing-file check reads ingestion's own file ledger (raw.landing_files_*), "
         "which the ingestion it guards writes"
     ),
-    ("dagster_dmp/erasure.py", "{RAW_DATASET}.{CHANNELS[folder].table}"): (
+    ("privacy/erasure.py", "{RAW_DATASET}.{CHANNELS[folder].table}"): (
         "erasure finds a person's clear identifiers in the raw tables to delete them there; "
         "it has to reach every layer"
     ),

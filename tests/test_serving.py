@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
 
 from activation.exports import PURPOSES
-from dagster_dmp.cli import main
 from dagster_dmp.warehouse_lock import warehouse_lock
+from dmp_cli.commands import main
 from serving.api import create_app
 from serving.snapshot import POINTER, current, erase
 
@@ -113,7 +113,7 @@ def start_server(environ, ready: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**environ, "DMP_READ_KEYS": f"crm:{READ_KEY}", "DMP_WRITE_KEYS": f"web:{WRITE_KEY}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_dmp.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dmp_cli.commands", "serve", "--port", str(port)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

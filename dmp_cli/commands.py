@@ -241,7 +241,7 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from dagster_dmp.erasure import forget
+    from privacy.erasure import forget
 
     with warehouse_lock(settings.duckdb_path(), "dmp forget", wait=args.wait, on_wait=_progress):
         erasure = forget(email=args.email, person_id=args.person_id, progress=_progress)
@@ -319,7 +319,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dagster_dmp import build_state
+    from dmp_cli import build_state
 
     database = settings.duckdb_path()
     full = getattr(args, "full", False)
@@ -346,8 +346,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _materialise(selection: str, full: bool, holder: str, wait: bool) -> bool:
     """Run the selection; raise with a one-line reason when a step or a blocking check failed."""
-    import dagster as dg
-
     from dagster_dmp.runner import run_assets, summarise
 
     outcome = run_assets(
@@ -363,7 +361,7 @@ def _materialise(selection: str, full: bool, holder: str, wait: bool) -> bool:
         raise RuntimeError(
             f"run failed in {len(outcome.failed_steps)} step(s), first {step}: {message}"
         )
-    errors = outcome.failed_checks(dg.AssetCheckSeverity.ERROR)
+    errors = outcome.failed_blocking_checks()
     if errors:
         first = errors[0]
         raise RuntimeError(

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_dmp import settings
-from ingestion.channels import CHANNELS
+from ingestion.channels import CHANNELS, landing_fingerprints
 
 SCHEMA = "dmp_runs"
 TABLE = f"{SCHEMA}.assets_built"
@@ -68,22 +68,6 @@ class BuiltRun:
     data_version: str
     code_version: str
     config_version: str
-
-
-def landing_fingerprints(landing: Path | None = None) -> dict[str, str]:
-    """Per channel folder: a hash of the name, size and modification time of every landing file
-    the ingestion would read (folders without files are left out)."""
-    landing = landing or settings.landing_dir()
-    fingerprints = {}
-    for channel in CHANNELS.values():
-        entries = sorted(
-            f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-            for path in (landing / channel.folder).glob(channel.pattern)
-            if path.is_file() and (stat := path.stat())
-        )
-        if entries:
-            fingerprints[channel.folder] = _digest(entries)
-    return fingerprints
 
 
 def current_inputs() -> BuildInputs:

@@ -1,0 +1,1 @@
+"""Privacy requests: erasure (`dmp forget`) across the warehouse, serving, exports and reports."""

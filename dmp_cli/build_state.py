@@ -31,7 +31,7 @@ SCHEMA = "dmp_runs"
 TABLE = f"{SCHEMA}.assets_built"
 EVERYTHING = "*"
 # Source folders of the repository whose files shape what a run builds.
-_CODE_FOLDERS = ("activation", "dagster_dmp", "ingestion", "ml", "reports", "serving")
+_CODE_FOLDERS = ("activation", "dagster_dmp", "ingestion", "marts", "ml", "reports", "serving")
 _DBT_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 _DBT_FILES = ("dbt_project.yml", "profiles.yml")
 # Settings that never change what a run builds: the API keys of the collector and read API,

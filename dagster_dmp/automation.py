@@ -8,6 +8,7 @@ import json
 import dagster as dg
 
 from dagster_dmp import settings
+from dagster_dmp.assets.ml.inputs import PERSON_IDENTIFIERS, PERSON_INTERESTS, PERSON_PROFILES
 from dagster_dmp.assets.serving import PROFILE_SNAPSHOT
 from dagster_dmp.assets.warehouse import warehouse_models
 from ingestion.channels import CHANNELS, landing_fingerprints
@@ -21,19 +22,36 @@ SENSOR_STATUS, SCHEDULE_STATUS = (
     else (dg.DefaultSensorStatus.STOPPED, dg.DefaultScheduleStatus.STOPPED)
 )
 
+
+def _models_upstream_of(*marts: dg.AssetKey) -> set[dg.AssetKey]:
+    """The dbt models the marts are built from, the marts included."""
+    found, todo = set(), list(marts)
+    while todo:
+        key = todo.pop()
+        if key in warehouse_models.keys and key not in found:
+            found.add(key)
+            todo.extend(warehouse_models.asset_deps[key])
+    return found
+
+
+# The models behind what `dmp serve` reads: the micro-batch builds only these; the campaign,
+# product and report marts catch up every hour.
+SERVING_MODELS = _models_upstream_of(PERSON_PROFILES, PERSON_IDENTIFIERS, PERSON_INTERESTS)
+
 # The micro-batch is what keeps profiles minutes behind the collector: every channel's new
-# files, then the dbt models without their tests (the tests take longer than the models and
-# run every hour in refresh_everything). The ingestion checks stay: they are cheap and catch
-# an unreadable file at once. Its last step publishes the profiles `dmp serve` reads.
+# files, then the dbt models behind the served profiles without their tests (the tests take
+# longer than the models and run every hour in refresh_everything). The ingestion checks stay:
+# they are cheap and catch an unreadable file at once. Its last step publishes the profiles
+# `dmp serve` reads.
 refresh_warehouse = dg.define_asset_job(
     "refresh_warehouse",
     selection=dg.AssetSelection.groups("ingestion")
-    | dg.AssetSelection.groups("warehouse").without_checks()
+    | dg.AssetSelection.assets(*SERVING_MODELS).without_checks()
     | dg.AssetSelection.assets(PROFILE_SNAPSHOT),
     description=(
-        "Micro-batch: ingest the files that landed, build the dbt models incrementally and "
-        "publish the profile snapshot (dbt tests, ML and the report run hourly in "
-        "refresh_everything)."
+        "Micro-batch: ingest the files that landed, build the dbt models behind the served "
+        "profiles incrementally and publish the profile snapshot (the other marts, dbt tests, "
+        "ML and the report run hourly in refresh_everything)."
     ),
 )
 
@@ -65,8 +83,8 @@ UNFINISHED = [
 
 
 def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunRequest:
-    """Ingest only the channels whose files changed, then every dbt model (no dbt tests), then
-    publish the profile snapshot."""
+    """Ingest only the channels whose files changed, then the dbt models behind the served
+    profiles (no dbt tests), then publish the profile snapshot."""
     channels = [CHANNELS[folder] for folder in changed_folders]
     return dg.RunRequest(
         run_key=run_key,
@@ -76,7 +94,7 @@ def micro_batch_request(changed_folders: list[str], run_key: str) -> dg.RunReque
                 for channel in channels
                 for table in (channel.table, channel.quarantine_table, channel.files_table)
             ),
-            *warehouse_models.keys,
+            *SERVING_MODELS,
             PROFILE_SNAPSHOT,
         ],
         asset_check_keys=[

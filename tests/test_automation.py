@@ -56,7 +56,14 @@ def test_the_sensor_fires_once_per_change_for_the_channels_that_changed(landing,
         "raw/quarantine_web_events",
         "raw/landing_files_web_events",
     }
-    assert set(warehouse_models.keys) <= set(request.asset_selection)
+    models = set(request.asset_selection) & set(warehouse_models.keys)
+    served = {"marts/person_profiles", "marts/person_identifiers", "marts/person_interests"}
+    assert served | {"intermediate/int_events_deduplicated", "staging/stg_web__events"} <= {
+        key.to_user_string() for key in models
+    }, "the micro-batch builds the served marts and what they are built from"
+    assert "marts/campaign_performance" not in {key.to_user_string() for key in models}, (
+        "marts the served profiles do not read wait for the hourly run"
+    )
     assert [key.name for key in request.asset_check_keys] == ["landing_files_readable"], (
         "the micro-batch runs the ingestion check, not the dbt tests"
     )

@@ -318,3 +318,28 @@ def test_a_second_run_reports_what_changed(pipeline_run, tmp_path):
     after = load_headline(folder)
     assert after["events"] == before["events"] - events
     assert after["period"][1] < before["period"][1]
+
+
+def test_the_report_names_the_tables_it_lacks_on_a_warehouse_without_them(pipeline_run, tmp_path):
+    """Only the report selected on a warehouse whose audiences were never built: it fails
+    saying which upstream tables are missing, not with a database error."""
+    from dagster_dmp.assets.reports import marketing_report
+    from dagster_dmp.resources import WarehouseResource
+
+    database = tmp_path / "dmp.duckdb"
+    shutil.copyfile(pipeline_run.duckdb_path, database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("drop schema audiences cascade")
+    warehouse = WarehouseResource(
+        duckdb_path=str(database),
+        landing_dir=str(tmp_path),
+        reports_dir=str(tmp_path / "reports"),
+        privacy_dir=str(tmp_path),
+    )
+    result = dg.materialize(
+        [marketing_report], resources={"warehouse": warehouse}, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("reports__marketing_report").error.message
+    assert "the report reads audiences.audience_members, not built yet" in failure, failure
+    assert not (tmp_path / "reports" / "index.html").exists()

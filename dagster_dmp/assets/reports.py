@@ -1,11 +1,12 @@
 """The marketing report: figures and tables from the marts and ML outputs."""
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import plotnine as p9
 from plotnine.composition import Compose
@@ -348,6 +349,20 @@ def _with_data(
     return [Section(slug, title, text, table, figure(table))]
 
 
+def _not_built(con: duckdb.DuckDBPyConnection, keys: Iterable[dg.AssetKey]) -> list[str]:
+    """The upstream tables and views of the other groups (dbt, ML, audiences) missing from
+    the warehouse, e.g. when only the report is selected on a new warehouse."""
+    existing = {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables()"
+            " union all select schema_name, view_name from duckdb_views()"
+        ).fetchall()
+    }
+    relations = (".".join(key.path) for key in keys if key.path[0] != RAW_DATASET)
+    return sorted(relation for relation in relations if relation not in existing)
+
+
 @dg.asset(
     key=dg.AssetKey(["reports", "marketing_report"]),
     deps=[
@@ -384,6 +399,12 @@ def marketing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as con:
+        not_built = _not_built(con, context.assets_def.dependency_keys)
+        if not_built:
+            raise dg.Failure(
+                f"the report reads {', '.join(not_built)}, not built yet: materialise them "
+                "first (`dmp run` builds everything)"
+            )
         daily = con.sql(
             "select activity_date, channel, events, active_persons, orders, revenue "
             "from marts.daily_activity order by activity_date, channel"

@@ -543,7 +543,8 @@ def _decode(data: bytes, first: bool) -> str:
     byte-order mark removed."""
     # On the bytes: faster than on the text, and the same (a CR or LF byte is never part of
     # a sequence the decoder replaces).
-    data = data.replace(b"\r\n", b"\n")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
     text = data.decode("utf-8", errors="replace")
     if first and text.startswith(_BOM):
         text = text[1:]

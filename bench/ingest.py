@@ -256,6 +256,9 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
         "rows_loaded": rows,
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu_seconds, 2),
+        # DMP_DUCKDB_MEMORY_LIMIT / _THREADS: the loader's memory follows the limit
+        "duckdb_memory_limit": config["memory_limit"],
+        "duckdb_threads": config["threads"],
         # the machine's 1-minute load average as the path started and ended
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "steps_seconds": steps,
@@ -433,7 +436,8 @@ def _markdown(report: dict) -> str:
         if result["capped"]:
             seconds += f" (capped; all ~{result['estimated_seconds_for_all_lines']:,})"
         lines.append(
-            f"| {name} | {result['description']} | {result['rows_loaded']:,} | {seconds} | "
+            f"| {name} | {result['description']} (DuckDB memory_limit "
+            f"{result.get('duckdb_memory_limit', '?')}) | {result['rows_loaded']:,} | {seconds} | "
             f"{result['rows_per_second']:,} | {result['cpu_seconds']:,} | "
             f"{result['rows_per_cpu_second']:,} | {result['peak_rss_mb']:,} | "
             f"{result['load_average'][0]:g}-{result['load_average'][1]:g} | "

@@ -143,6 +143,7 @@ class ChannelBatch:
 # streams read them through cursors of their own, which see no other cursor's temp tables).
 _CHECKED = "landing_checked"  # every line read: typed fields, key, rejection, note
 _REPEATS = "landing_repeats"  # lines whose key arrived before (or after, for upserts)
+_LOADED_DB = "landing_warehouse"  # the warehouse, attached read-only by `skip_loaded`
 
 
 class ChannelRead:
@@ -164,13 +165,37 @@ class ChannelRead:
         self._notes = notes  # quarantine rows about whole files or their damaged tails
         self._own_connection = own_connection
         self._spill_dir = spill_dir  # where its own connection spills to disk, if anywhere
+        self._loaded: str | None = None  # a table of the keys already loaded, if any
+
+    def skip_loaded(self, database: Path, table: str) -> None:
+        """Leave out of `records` every key already in `table` ("schema.name") of the DuckDB
+        file `database`, attached read-only: a fact re-sent in a later run then loads once by
+        a plain append, with no merge (a second write of every row) in the warehouse."""
+        schema, name = table.split(".")
+        if not Path(database).exists():
+            return  # nothing loaded yet
+        self._con.execute(f"attach {_literal(str(database))} as {_LOADED_DB} (read_only)")
+        (present,) = self._con.execute(
+            "select count(*) from duckdb_tables() "
+            "where database_name = ? and schema_name = ? and table_name = ?",
+            [_LOADED_DB, schema, name],
+        ).fetchone()
+        if present:
+            self._loaded = f"{_LOADED_DB}.{_quoted(schema)}.{_quoted(name)}"
 
     def records(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """The typed records, one per natural key, in the order they were read."""
+        """The typed records, one per natural key, in the order they were read (without the
+        keys already loaded, after `skip_loaded`)."""
         columns = [*_loaded_fields(self.channel), "_source_file", "_line_number", "_record_key"]
+        not_loaded = (
+            f"and not exists (select 1 from {self._loaded} as loaded "
+            "where loaded._record_key = checked._record_key)"
+            if self._loaded
+            else ""
+        )
         yield from self._stream(
-            f"select {', '.join(_quoted(name) for name in columns)} from {_CHECKED} "
-            f"where rejection = '' and rowid not in (select row_id from {_REPEATS})",
+            f"select {', '.join(_quoted(name) for name in columns)} from {_CHECKED} as checked "
+            f"where rejection = '' and rowid not in (select row_id from {_REPEATS}) {not_loaded}",
             batch_rows,
         )
 
@@ -222,6 +247,7 @@ class ChannelRead:
         if not self._own_connection:
             self._con.execute(f"drop table if exists {_CHECKED}")
             self._con.execute(f"drop table if exists {_REPEATS}")
+            self._con.execute(f"detach database if exists {_LOADED_DB}")
             return
         self._con.close()
         if self._spill_dir is not None:
@@ -325,8 +351,8 @@ def stage_channel(
             if file.path.stat().st_size == 0:
                 read.empty = "0 bytes"
             else:
-                for text_sql in _READERS[channel.file_format](con, channel, file, read):
-                    checker.append(file.name, text_sql)
+                for text_sql, rows in _READERS[channel.file_format](con, channel, file, read):
+                    checker.append(file.name, text_sql, rows)
         except _READ_ERRORS as error:
             checker.forget(file.name)
             reason = f"unreadable file: {_describe(error)}"
@@ -356,8 +382,9 @@ def stage_channel(
         )
     for source, objects in api_pages:
         # An API page's keys beyond the channel's fields are not loaded (its contract lists them).
-        for text_sql in _json_batches(con, channel, [objects], source, FileRead()):
-            checker.append(source, text_sql)
+        pages = [pa.array(objects, pa.large_string())]
+        for text_sql, rows in _json_batches(con, channel, pages, source, FileRead()):
+            checker.append(source, text_sql, rows)
     counts = checker.settle()
     for row in ledger:
         row.update(counts.get(row["source_file"], {}))
@@ -514,19 +541,23 @@ def _inflate_until_error(inflater, chunk: memoryview, piece: int = 4096) -> byte
 def _decode(data: bytes, first: bool) -> str:
     """UTF-8 text with CRLF line ends made LF, and (`first`: the file's start) a leading
     byte-order mark removed."""
+    # On the bytes: faster than on the text, and the same (a CR or LF byte is never part of
+    # a sequence the decoder replaces).
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
     text = data.decode("utf-8", errors="replace")
     if first and text.startswith(_BOM):
         text = text[1:]
-    return text.replace("\r\n", "\n")
+    return text
 
 
 def _read_jsonl_gz(
     con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     yield from _json_batches(con, channel, _gz_lines(file.path, read), file.name, read)
 
 
-def _gz_lines(path: Path, read: FileRead) -> Iterator[list[str]]:
+def _gz_lines(path: Path, read: FileRead) -> Iterator[pa.Array]:
     """The file's lines in pieces of whole lines; a line cut off by damage is not a line
     (it goes to `read.damaged_line`)."""
     pending, first = b"", True
@@ -537,34 +568,43 @@ def _gz_lines(path: Path, read: FileRead) -> Iterator[list[str]]:
             pending = data
             continue
         pending = data[cut + 1 :]
-        yield _decode(data[:cut], first).split("\n")
+        yield _split_lines(_decode(data[:cut], first))
         first = False
     rest = _decode(pending, first) if pending else ""
     if read.damage is not None:
         read.damaged_line = rest or None
     elif rest:
-        yield [rest]
+        yield pa.array([rest], pa.large_string())
+
+
+def _split_lines(text: str) -> pa.Array:
+    """Split on line feeds in Arrow: no Python string per line."""
+    return pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
 
 
 def _json_batches(
     con: duckdb.DuckDBPyConnection,
     channel: Channel,
-    pieces: Iterable[list[str]],
+    pieces: Iterable[pa.Array],
     source: str,
     read: FileRead,
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """JSON objects, one per line, as text rows in batches of about BATCH_ROWS lines: yields
-    each batch's SQL (valid until the next is asked for). Keys the channel does not declare
-    are named in `read.undeclared`, not loaded."""
+    each batch's SQL (valid until the next is asked for) and its number of lines. Keys the
+    channel does not declare are named in `read.undeclared`, not loaded."""
     keys: set[str] = set()
-    batch: list[str] = []
+    batch: list[pa.Array] = []
     for piece in pieces:
-        batch += piece
-        if len(batch) >= BATCH_ROWS:
-            yield _json_batch(con, channel, batch, source, read, keys)
+        batch.append(piece)
+        if sum(len(lines) for lines in batch) >= BATCH_ROWS:
+            yield _json_batch(
+                con, channel, pa.chunked_array(batch, pa.large_string()), source, read, keys
+            )
             batch = []
     if batch:
-        yield _json_batch(con, channel, batch, source, read, keys)
+        yield _json_batch(
+            con, channel, pa.chunked_array(batch, pa.large_string()), source, read, keys
+        )
     con.execute("drop table if exists landing_parsed")
     read.undeclared = _undeclared(channel, sorted(keys))
     if read.damage is not None:
@@ -574,11 +614,11 @@ def _json_batches(
 def _json_batch(
     con: duckdb.DuckDBPyConnection,
     channel: Channel,
-    lines: list[str],
+    lines: pa.ChunkedArray,
     source: str,
     read: FileRead,
     keys: set[str],
-) -> str:
+) -> tuple[str, int]:
     con.register(
         "landing_lines",
         pa.table(
@@ -586,23 +626,25 @@ def _json_batch(
                 "_line_number": pa.array(
                     range(read.lines + 1, read.lines + len(lines) + 1), pa.int64()
                 ),
-                "record": pa.array(lines, pa.string()),
+                "record": lines,
             }
         ),
     )
     read.lines += len(lines)
+    # CASE evaluates lazily: trim copies only lines that open with a blank, json_type sees
+    # only valid text, and only text that does not open with a brace (valid JSON that does
+    # is an object).
     con.execute(
         """
         create or replace table landing_parsed as
         select
             _line_number,
             record,
-            -- CASE evaluates lazily, so json_type never sees invalid text
-            case when json_valid(record) then json_type(record) = 'OBJECT' else false end
-                as is_object,
             case
-                when trim(record) = '' then 'empty line'
+                when case when trim(left(record, 1)) = '' then trim(record) = '' end
+                    then 'empty line'
                 when not json_valid(record) then 'malformed JSON'
+                when starts_with(record, '{') then null
                 when json_type(record) <> 'OBJECT' then 'JSON value is not an object'
             end as parse_error
         from landing_lines
@@ -612,14 +654,15 @@ def _json_batch(
     keys.update(
         key
         for (key,) in con.execute(
-            "select distinct unnest(json_keys(record)) from landing_parsed where is_object"
+            "select distinct unnest(json_keys(record)) from landing_parsed "
+            "where parse_error is null"
         ).fetchall()
     )
     # One parse per line into a struct of text fields (nested values stay JSON text).
     names = _loaded_fields(channel)
     structure = json.dumps(dict.fromkeys(names, "VARCHAR"))
     fields = ", ".join(f"fields.{_quoted(name)} as {_quoted(name)}" for name in names)
-    return f"""
+    text_sql = f"""
         select
             {_literal(source)} as _source_file,
             _line_number,
@@ -629,16 +672,17 @@ def _json_batch(
         from (
             select
                 *,
-                json_transform(case when is_object then record end, {_literal(structure)})
+                json_transform(case when parse_error is null then record end, {_literal(structure)})
                     as fields
             from landing_parsed
         )
     """
+    return text_sql, len(lines)
 
 
 def _read_csv(
     con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """CSV rows are split by the csv module, which keeps exact line numbers."""
     with file.path.open(encoding="utf-8", errors="replace", newline="") as handle:
         lines = (line.replace("\r\n", "\n") for line in handle)
@@ -690,15 +734,15 @@ def _without_bom(lines: Iterator[str]) -> Iterator[str]:
         yield from lines
 
 
-def _arrow_batch(con: duckdb.DuckDBPyConnection, table: pa.Table) -> Iterator[str]:
+def _arrow_batch(con: duckdb.DuckDBPyConnection, table: pa.Table) -> Iterator[tuple[str, int]]:
     con.register("landing_batch", table)
-    yield "select * from landing_batch"
+    yield "select * from landing_batch", table.num_rows
     con.unregister("landing_batch")
 
 
 def _read_parquet(
     con: duckdb.DuckDBPyConnection, channel: Channel, file: LandingFile, read: FileRead
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """Row group by row group, in batches; a row group that fails to read ends the file
     (damaged); a footer that cannot be read (no schema) makes it unreadable."""
     parquet = pq.ParquetFile(file.path)
@@ -714,7 +758,8 @@ def _read_parquet(
         try:
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[index]):
                 con.register("landing_rows", pa.Table.from_batches([batch]))
-                yield f"""
+                yield (
+                    f"""
                     select
                         {_literal(file.name)} as _source_file,
                         cast({read.lines} + row_number() over () as bigint) as _line_number,
@@ -722,7 +767,9 @@ def _read_parquet(
                         cast(null as varchar) as parse_error,
                         {fields}
                     from landing_rows
-                """
+                """,
+                    batch.num_rows,
+                )
                 con.unregister("landing_rows")
                 read.lines += batch.num_rows
         except (OSError, pa.ArrowException) as error:
@@ -765,12 +812,12 @@ class _Checker:
         con.execute(f"create or replace table {_CHECKED} ({', '.join(columns)})")
         self._select = self._check_sql()
 
-    def append(self, source: str, text_sql: str) -> None:
+    def append(self, source: str, text_sql: str, rows: int) -> None:
+        """Check the `rows` text rows `text_sql` selects and keep those of no erased person."""
         keep = f"not {self._match}" if self._match else "true"
         checked = self._select.replace(_TEXT, text_sql).replace(_KEEP, keep)
         (inserted,) = self.con.execute(f"insert into {_CHECKED} {checked}").fetchone()
         if self._match:
-            (rows,) = self.con.execute(f"select count(*) from ({text_sql})").fetchone()
             self.suppressed[source] = self.suppressed.get(source, 0) + rows - inserted
 
     def forget(self, source: str) -> None:
@@ -835,6 +882,12 @@ class _Checker:
         `_CHECKED`'s columns."""
         channel = self.channel
         every_field = _loaded_fields(channel)
+        # One scan of all values for a control character; each value is looked at only in
+        # the rare row that has one (a regex per value and row cost more than the parse).
+        any_control = (
+            f"regexp_matches(concat({', '.join(_quoted(name) for name in every_field)}), "
+            f"'{_CONTROL}')"
+        )
         rejections = [
             *(
                 f"case when {_quoted(name)} is null or trim({_quoted(name)}) = '' "
@@ -842,15 +895,19 @@ class _Checker:
                 for name in channel.required
             ),
             *(
-                f"case when length({_quoted(name)}) > {MAX_FIELD_CHARS} then "
+                # strlen (bytes, no decoding) is never below length (characters)
+                f"case when strlen({_quoted(name)}) > {MAX_FIELD_CHARS} "
+                f"and length({_quoted(name)}) > {MAX_FIELD_CHARS} then "
                 f"'{name}: ' || length({_quoted(name)}) || ' characters (limit {MAX_FIELD_CHARS})' end"
                 for name in every_field
             ),
-            *(
+            f"case when {any_control} then concat_ws('; ', "
+            + ", ".join(
                 f"case when regexp_matches({_quoted(name)}, '{_CONTROL}') "
                 f"then '{name}: control characters' end"
                 for name in every_field
-            ),
+            )
+            + ") end",
         ]
         notes = [
             *(

@@ -1,9 +1,11 @@
 """One dlt source per landing channel: its raw table, its quarantine and its file ledger.
 
-Files stream through in batches: memory does not grow with the channel. Incremental by file: the source state remembers the fingerprint of every file it loaded, so
-a re-run reads only new or changed files. Records merge on their natural key
-(`_record_key`), so a file delivered twice, or an event re-sent in a later file, never
-makes a second row.
+Files stream through in batches: memory does not grow with the channel. Incremental by file:
+the source state remembers the fingerprint of every file it loaded, so a re-run reads only new
+or changed files. Records are one per natural key (`_record_key`), so a file delivered twice,
+or an event re-sent in a later file, never makes a second row: facts (insert-only channels)
+are appended without the keys the warehouse already holds (found while reading, so the load
+writes each row once); state-like records (upsert channels) merge.
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +63,12 @@ def channel_source(
             )
             staged.append(read)
             open_streams.update(_STREAMS)
+            if channel.merge_strategy == INSERT_ONLY:
+                pipeline = dlt.current.pipeline()
+                read.skip_loaded(
+                    Path(pipeline.destination_client().config.credentials.database),
+                    f"{pipeline.dataset_name}.{channel.table}",
+                )
             if api_url:
                 state[_CURSOR_KEY] = newest(read.newest(channel.api_cursor), state.get(_CURSOR_KEY))
             for name, fingerprint, status in zip(
@@ -93,7 +101,11 @@ def channel_source(
     def source() -> list[DltResource]:
         return [
             _resource(
-                channel.table, "_record_key", channel.merge_strategy, lambda: stream("records")
+                channel.table,
+                "_record_key",
+                # insert-only: the keys already loaded are left out while reading
+                "append" if channel.merge_strategy == INSERT_ONLY else channel.merge_strategy,
+                lambda: stream("records"),
             ),
             _resource(
                 channel.quarantine_table, "_record_key", INSERT_ONLY, lambda: stream("quarantine")
@@ -113,6 +125,8 @@ def _resource(
     strategy: str,
     batches: Callable[[], Iterator[pa.RecordBatch | pa.Table]],
 ) -> DltResource:
+    """`strategy`: "append", or a merge strategy on `key`."""
+
     def arrow_rows():
         for batch in batches():
             position = batch.schema.get_field_index(key)
@@ -125,5 +139,7 @@ def _resource(
         arrow_rows,
         name=table,
         primary_key=key,
-        write_disposition={"disposition": "merge", "strategy": strategy},
+        write_disposition=(
+            "append" if strategy == "append" else {"disposition": "merge", "strategy": strategy}
+        ),
     )

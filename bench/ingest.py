@@ -10,7 +10,7 @@ The paths, each on the same web_events/*.jsonl.gz files:
 - ours: `ingestion.pipeline.load_channel` (files streamed in batches, parsed and validated
   vectorised in a DuckDB work connection, Arrow batches into dlt's Arrow/Parquet loader; also
   writes the quarantine table), with the DMP's DuckDB resource settings
-  (`dagster_dmp.settings.duckdb_config`: DMP_DUCKDB_MEMORY_LIMIT etc.);
+  (`dagster_dmp.settings.ingest_duckdb_config`: DMP_INGEST_MEMORY_LIMIT etc.);
 - ours_all_channels: the same for every channel in `ingestion.channels.CHANNELS`;
 - dicts_parquet: a plain resource that `json.loads` every line and yields dicts, parquet loader;
 - default: the same resource with dlt's default loader file format (insert_values).
@@ -200,7 +200,7 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
     import dlt
     import duckdb
 
-    from dagster_dmp.settings import duckdb_config
+    from dagster_dmp.settings import ingest_duckdb_config
     from ingestion.channels import CHANNELS
     from ingestion.pipeline import load_channel
 
@@ -212,7 +212,7 @@ def _measure(name: str, landing: str, work: str, cap: int | None) -> dict:
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds()
     started = time.perf_counter()
-    config = {**duckdb_config(), "temp_directory": str(work_dir / "duckdb_tmp")}
+    config = {**ingest_duckdb_config(), "temp_directory": str(work_dir / "duckdb_tmp")}
     channels = {
         "ours": [CHANNELS["web_events"]],
         "ours_all_channels": list(CHANNELS.values()),

@@ -62,6 +62,15 @@ def duckdb_config() -> dict[str, str | int]:
     }
 
 
+def ingest_duckdb_config() -> dict[str, str | int]:
+    """Ingestion's DuckDB resources: as duckdb_config, with a memory limit of its own,
+    DMP_INGEST_MEMORY_LIMIT (default 1GB). A load opens two DuckDB instances (the work
+    connection that reads and checks the files, dlt's connection to the warehouse); at 1GB
+    each the loader peaks at 1.6 GB on 10M events (bench/results/ingest.md), at 2GB it
+    passes 2.4 GB."""
+    return {**duckdb_config(), "memory_limit": os.environ.get("DMP_INGEST_MEMORY_LIMIT", "1GB")}
+
+
 def duckdb_temp_dir() -> Path:
     default = duckdb_path().parent / "duckdb_tmp"
     return Path(os.environ.get("DMP_DUCKDB_TEMP_DIR", default)).resolve()

@@ -69,10 +69,10 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
                     api_url=warehouse.api_urls.get(channel.folder),
                     api_lookback=timedelta(hours=warehouse.api_lookback_hours),
                     suppression=load_suppression(warehouse.privacy),
-                    duckdb_config=settings.duckdb_config(),
+                    duckdb_config=settings.ingest_duckdb_config(),
                 ),
                 dlt_pipeline=channel_pipeline(
-                    channel, warehouse.database, settings.duckdb_config()
+                    channel, warehouse.database, settings.ingest_duckdb_config()
                 ),
                 dagster_dlt_translator=RawTableTranslator(),
             )

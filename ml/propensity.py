@@ -16,7 +16,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, export_text
 
-from ml.frames import ModelFitError, numeric_matrix, utc_naive, utc_naive_timestamp
+from ml.frames import (
+    ModelFitError,
+    numeric_matrix,
+    seeded_sample,
+    utc_naive,
+    utc_naive_timestamp,
+)
 
 EVENT_COLUMNS = ("person_id", "event_type", "occurred_at")
 ORDER_COLUMNS = ("person_id", "order_id", "ordered_at", "revenue")
@@ -52,10 +58,10 @@ class PropensityFeatures:
 
     def sample(self, size: int, seed: int = 42) -> "PropensityFeatures":
         """A seeded random `size` of the persons (all of them when there are fewer), in person
-        order: what a model is fitted on when everyone would take too long."""
+        order (ml.frames.seeded_sample)."""
         if len(self.labels) <= size:
             return self
-        persons = self.labels.sample(size, random_state=seed).index.sort_values()
+        persons = seeded_sample(self.labels, size, seed).index
         return PropensityFeatures(
             features=self.features.loc[persons],
             labels=self.labels.loc[persons],

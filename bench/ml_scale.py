@@ -1,14 +1,14 @@
 """Each ML asset on a built warehouse: wall seconds and peak RSS, one child process per asset.
 
 Run (on a warehouse whose ingestion and warehouse groups are built, e.g. by bench/scale.py
---keep or `dmp generate` + `dmp run --select 'group:ingestion group:warehouse'`):
+--keep or `dmp generate` + `dmp run --select 'group:ingestion or group:warehouse'`):
     DMP_DUCKDB_PATH=DIR/dmp.duckdb .venv/bin/python bench/ml_scale.py --label "1M events"
         [--code main --repo ../main] [--results bench/results]
 Writes RESULTS/ml_scale.json (rows of {"label", "code", "asset", "persons", "events",
-"seconds", "peak_rss_mb", "load_before", "load_after"}; a label + code run again replaces its
-rows) and RESULTS/ml_scale.md. Every asset runs through the real command line
-(`dmp run --select key:ml/<asset> --full`), so each figure includes the ~10 s a Dagster run
-takes to start; bench/measure.py takes the peak RSS of the whole process tree.
+"seconds", "cpu_seconds", "peak_rss_mb", "load_before", "load_after"}; an asset run again on
+a label + code replaces its row) and RESULTS/ml_scale.md. Every asset runs through the real
+command line (`dmp run --select key:ml/<asset> --full`), so each figure includes the ~10 s a
+Dagster run takes to start; bench/measure.py takes the peak RSS of the whole process tree.
 """
 
 import argparse
@@ -93,7 +93,8 @@ def main() -> None:
     kept = [
         row
         for row in (json.loads(path.read_text()) if path.exists() else [])
-        if (row["label"], row["code"]) != (args.label, args.code)
+        if (row["label"], row["code"], row["asset"])
+        not in {(new["label"], new["code"], new["asset"]) for new in rows}
     ]
     every = kept + rows
     path.write_text(json.dumps(every, indent=1) + "\n")

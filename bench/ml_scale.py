@@ -27,6 +27,7 @@ from measure import run_measured
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 DMP = [sys.executable, "-m", "dmp_cli.commands"]
+NOTES = "<!-- notes: kept when the table is rewritten -->"
 # In dependency order: budget_allocation reads ml.person_segments.
 ASSETS = (
     "person_segments",
@@ -98,7 +99,10 @@ def main() -> None:
     ]
     every = kept + rows
     path.write_text(json.dumps(every, indent=1) + "\n")
-    (args.results / "ml_scale.md").write_text(_markdown(every))
+    markdown = args.results / "ml_scale.md"
+    # What a reader wrote below the table (the reading of the figures) stays.
+    notes = markdown.read_text().partition(NOTES)[2] if markdown.exists() else ""
+    markdown.write_text(_markdown(every) + (f"\n{NOTES}{notes}" if notes else ""))
 
 
 def _markdown(rows: list[dict]) -> str:

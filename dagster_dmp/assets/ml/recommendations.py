@@ -71,10 +71,11 @@ EMPTY = {
         "has (bought, or any seen where nobody comes back to them) excluded; persons without "
         "history get the best-sellers. `ml.recommendation_eval` holds precision, recall, NDCG "
         "and catalogue coverage at 5/10/20 for every model on a temporal holdout (the last "
-        f"fifth of the days; of at most {EVALUATION_PERSONS:,} persons, a seeded sample), and the hybrid's choice: its weights (`hybrid_weight`), each "
-        "model's validation NDCG@10 (`validation_ndcg`) and the validation persons. Without "
-        "a holdout (nobody seen before it came back) the lists are still written, the hybrid "
-        "chosen as the latest history allows, and the metadata says what was not evaluated."
+        f"fifth of the days; of at most {EVALUATION_PERSONS:,} persons, a seeded sample), "
+        "and the hybrid's choice: its weights (`hybrid_weight`), each model's validation "
+        "NDCG@10 (`validation_ndcg`) and the validation persons. Without a holdout (nobody "
+        "seen before it came back) the lists are still written, the hybrid chosen as the "
+        "latest history allows, and the metadata says what was not evaluated."
     ),
 )
 @fits_what_it_can(RECOMMENDATIONS, EMPTY)

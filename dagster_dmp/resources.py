@@ -82,11 +82,16 @@ class WarehouseResource(dg.ConfigurableResource):
             return con.execute(query).df()
 
     def read_mart(
-        self, mart: Mart, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
+        self,
+        mart: Mart,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        where: str = "",
     ) -> pd.DataFrame:
-        """A dbt mart, or its `columns`, as a data frame: how Python reads the warehouse."""
+        """A dbt mart, or its `columns`, or its rows that satisfy `where`, as a data frame: how
+        Python reads the warehouse."""
         with self.connect(read_only=True) as con:
-            return read_mart(con, mart, columns, order_by)
+            return read_mart(con, mart, columns, order_by, where)
 
     def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         """Rows in each `schema.table` (0 for one not created yet), for `dagster/row_count`."""

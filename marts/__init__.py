@@ -59,11 +59,15 @@ class Connection(Protocol):
 
 
 def select_mart(
-    mart: Mart, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
+    mart: Mart,
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] = (),
+    where: str = "",
 ) -> str:
-    """The query that reads `columns` (default: all) of the mart, in `order_by` order (default:
-    the mart's own row order)."""
+    """The query that reads `columns` (default: all) of the mart's rows that satisfy `where`
+    (default: all), in `order_by` order (default: the mart's own row order)."""
     query = f"select {', '.join(columns) if columns else '*'} from {mart.relation}"
+    query = f"{query} where {where}" if where else query
     return f"{query} order by {', '.join(order_by)}" if order_by else query
 
 
@@ -72,6 +76,7 @@ def read_mart(
     mart: Mart,
     columns: Sequence[str] | None = None,
     order_by: Sequence[str] = (),
+    where: str = "",
 ) -> pd.DataFrame:
-    """The mart (or its `columns`) as a data frame."""
-    return connection.execute(select_mart(mart, columns, order_by)).df()
+    """The mart (or its `columns`, or its rows that satisfy `where`) as a data frame."""
+    return connection.execute(select_mart(mart, columns, order_by, where)).df()

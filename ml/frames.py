@@ -45,3 +45,11 @@ def bulk_start(times: pd.Series, stray_share: float = 0.01) -> pd.Timestamp:
     records (Taobao's export has 35 weeks of them before its nine days) do not stretch the
     span that windows and holdouts are cut from."""
     return times.dropna().quantile(stray_share)
+
+
+def seeded_sample(frame: pd.DataFrame | pd.Series, size: int, seed: int = 42):
+    """A seeded random `size` of the rows in their own order (all of them when there are
+    fewer): what a model is fitted on when everyone would take too long for the same fit."""
+    if len(frame) <= size:
+        return frame
+    return frame.loc[frame.sample(size, random_state=seed).index.sort_values()]

@@ -1,7 +1,7 @@
 """Purchase propensity: who buys in the next N days, learned from behaviour before a cutoff."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, export_text
 
-from ml.frames import ModelFitError, numeric_matrix, utc_naive, utc_naive_timestamp
+from ml.frames import (
+    ModelFitError,
+    numeric_matrix,
+    seeded_sample,
+    utc_naive,
+    utc_naive_timestamp,
+)
 
 EVENT_COLUMNS = ("person_id", "event_type", "occurred_at")
 ORDER_COLUMNS = ("person_id", "order_id", "ordered_at", "revenue")
@@ -49,6 +55,31 @@ class PropensityFeatures:
     labels: pd.Series  # index person_id; 1 if the person ordered in [cutoff, cutoff + horizon)
     cutoff: pd.Timestamp
     horizon_days: int
+
+    def sample(self, size: int, seed: int = 42) -> "PropensityFeatures":
+        """A seeded random `size` of the persons (all of them when there are fewer), in person
+        order (ml.frames.seeded_sample)."""
+        if len(self.labels) <= size:
+            return self
+        persons = seeded_sample(self.labels, size, seed).index
+        return PropensityFeatures(
+            features=self.features.loc[persons],
+            labels=self.labels.loc[persons],
+            cutoff=self.cutoff,
+            horizon_days=self.horizon_days,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence["PropensityFeatures"]) -> "PropensityFeatures":
+        """The features of disjoint groups of persons built at one cutoff with the same
+        `event_types`, as if built at once (persons in order)."""
+        first = parts[0]
+        return cls(
+            features=pd.concat([part.features for part in parts]).sort_index(),
+            labels=pd.concat([part.labels for part in parts]).sort_index(),
+            cutoff=first.cutoff,
+            horizon_days=first.horizon_days,
+        )
 
 
 @dataclass
@@ -139,12 +170,16 @@ def build_features(
     cutoff: pd.Timestamp | str,
     horizon_days: int,
     windows_days: Sequence[int] = WINDOWS_DAYS,
+    event_types: Collection[str | None] | None = None,
 ) -> PropensityFeatures:
     """Features from rows strictly before `cutoff`, label from orders in the horizon after it.
 
     Nothing at or after the cutoff can reach a feature, not even the list of event types or
     persons, so a model trained at one cutoff and scored at a later one sees what it would have
     seen in production. Timestamps with a zone are compared in UTC; naive ones are taken as UTC.
+    `event_types`: the types counted (default: those of the events before the cutoff); give
+    every type before the cutoff when `events` are one group of persons at a time, so every
+    group gets the same columns.
     """
     _require(events, EVENT_COLUMNS, "events")
     _require(orders, ORDER_COLUMNS, "orders")
@@ -196,9 +231,9 @@ def build_features(
         if source in past_events.columns:
             columns[feature] = per_person(past_events.groupby("person_id")[source].nunique())
 
-    event_type = past_events["event_type"].astype("string").fillna("unknown").map(_slug)
-    past_events = past_events.assign(_type=event_type)
-    types = sorted(past_events["_type"].unique())
+    past_events = past_events.assign(_type=_type_slugs(past_events["event_type"]))
+    seen = past_events["_type"] if event_types is None else _type_slugs(pd.Series(event_types))
+    types = sorted(set(seen))
     for days in sorted(windows_days):
         recent_events = past_events.loc[past_events["_age"] <= days]
         recent_orders = past_orders.loc[past_orders["_age"] <= days]
@@ -409,6 +444,10 @@ def _binary_target(values: pd.Series, name: str, positive: object) -> np.ndarray
             f"name the positive value with positive=..."
         )
     return text.map(known).to_numpy().astype("int64")
+
+
+def _type_slugs(event_types: pd.Series) -> pd.Series:
+    return event_types.astype("string").fillna("unknown").map(_slug)
 
 
 def _slug(value: str) -> str:

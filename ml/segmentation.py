@@ -83,6 +83,11 @@ RFM_GROUPS = ("New customers", "Lapsed customers", "At risk", BIG_SPENDERS, "Loy
 WINDOW_SHOPPERS = "Window shoppers"  # sessions, no completed order
 BIG_SPENDER_QUANTILE = 0.75
 STABILITY_RESAMPLES = 5
+SELECTION_SIZE = 5_000  # active persons (a seeded sample) k is chosen on
+# Active persons the chosen model's EM is refined on (a seeded sample when there are more; one
+# E-step then assigns everyone): EM's hundreds of passes over 500k persons would take most of a
+# run and barely move parameters that 50,000 persons already pin down.
+FIT_SIZE = 50_000
 
 
 @dataclass
@@ -143,17 +148,19 @@ def segment_persons(
     orders: pd.DataFrame | None = None,
     k_candidates: range = range(2, 9),
     seed: int = 42,
-    sample_size: int = 5_000,
+    sample_size: int = SELECTION_SIZE,
     n_init: int = 2,
     resamples: int = STABILITY_RESAMPLES,
     min_probability: float = MIN_SEGMENT_PROBABILITY,
+    fit_size: int = FIT_SIZE,
 ) -> Segmentation:
     """Segment persons with a latent-class model; segment 1 brings the most revenue per person.
 
     `behaviour`: one row per person, person_id and BEHAVIOUR_COLUMNS (marts.person_behaviour).
     `interests`: one row per person and category, person_id, category and weighted_activities
     (marts.person_interests). k is chosen by ICL on a random sample of at most `sample_size`
-    active persons; the chosen model is then refined on all of them. Persons without any
+    active persons; the chosen model is then refined on a random sample of at most `fit_size`
+    of them (all of them below it), which assigns everyone. Persons without any
     activity, or whose likeliest segment has a probability under `min_probability`, get
     segment 0. The result depends on the data and the seed, not on row order.
 
@@ -185,7 +192,12 @@ def segment_persons(
     best_k = int(selection.loc[selection["icl"].idxmin(), "k"])
 
     blocks = _blocks(data)
-    final = _em(blocks, params=fits[best_k].params, log_prior=fits[best_k].log_prior)
+    refined_on = blocks
+    if n_active > fit_size:
+        refined_on = _blocks(data.subset(np.sort(rng.choice(n_active, fit_size, replace=False))))
+    final = _em(refined_on, params=fits[best_k].params, log_prior=fits[best_k].log_prior)
+    if refined_on is not blocks:
+        final = _em(blocks, params=final.params, log_prior=final.log_prior, max_iter=0)
     classes = final.resp.argmax(axis=1)
 
     def refit_on(rows: np.ndarray) -> np.ndarray:

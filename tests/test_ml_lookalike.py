@@ -49,6 +49,16 @@ def test_seed_from_one_persona_finds_that_persona(personas, target):
     assert result.seed_size == 100 and result.candidates == len(frame) - 100
 
 
+def test_seed_auc_on_a_sample_agrees_with_the_auc_on_everyone(personas):
+    frame, persona = personas
+    seed_ids = frame.loc[persona == 0, "person_id"].iloc[:300]
+    everyone = find_lookalikes(frame, seed_ids, top_n=100)
+    sampled = find_lookalikes(frame, seed_ids, top_n=100, evaluation_size=len(frame) // 2)
+    pd.testing.assert_frame_equal(sampled.ranking, everyone.ranking)
+    assert sampled.seed_auc != everyone.seed_auc
+    assert abs(sampled.seed_auc - everyone.seed_auc) < 0.03
+
+
 def test_random_seed_is_flagged_by_its_auc(personas):
     frame, _ = personas
     seed_ids = frame["person_id"].sample(200, random_state=1)

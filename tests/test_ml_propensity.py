@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 from ml.frames import ModelFitError
 from ml.propensity import (
     MODELS,
+    PropensityFeatures,
     build_features,
     encode_table,
     expected_calibration_error,
@@ -170,6 +171,35 @@ def test_row_order_and_time_zones_do_not_change_features():
     )
     pd.testing.assert_frame_equal(berlin.features, plain.features)
     pd.testing.assert_series_equal(berlin.labels, plain.labels)
+
+
+def test_features_built_per_group_of_persons_equal_those_built_at_once():
+    events, orders = _planted_activity(persons=300)
+    # Add an event type only one person has before the cutoff: the other groups lack it.
+    rare = events.iloc[:1].assign(event_type="Add To Wishlist", occurred_at=START)
+    events = pd.concat([events, rare], ignore_index=True)
+    whole = build_features(events, orders, CUTOFF, horizon_days=30)
+    types = events.loc[events["occurred_at"] < CUTOFF, "event_type"].unique()
+    persons = pd.concat([events["person_id"], orders["person_id"]]).unique()
+    group_of = {person: number % 3 for number, person in enumerate(persons)}
+    parts = [
+        build_features(
+            events[events["person_id"].map(group_of) == group],
+            orders[orders["person_id"].map(group_of).eq(group)],
+            CUTOFF,
+            horizon_days=30,
+            event_types=types,
+        )
+        for group in range(3)
+    ]
+    assert "add_to_wishlist_90d" in whole.features.columns
+    grouped = PropensityFeatures.concat(parts)
+    pd.testing.assert_frame_equal(grouped.features, whole.features)
+    pd.testing.assert_series_equal(grouped.labels, whole.labels)
+    sample = whole.sample(100, seed=1)
+    assert len(sample.labels) == 100 and sample.labels.index.is_monotonic_increasing
+    pd.testing.assert_frame_equal(sample.features, whole.features.loc[sample.labels.index])
+    assert whole.sample(1000) is whole
 
 
 def test_models_rank_planted_buyers_and_explain_themselves():

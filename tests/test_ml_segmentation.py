@@ -198,6 +198,17 @@ def test_every_active_person_gets_a_segment_without_a_probability_floor(planted)
     assert (result.assignments["segment_id"].to_numpy()[~nothing] != NO_ACTIVITY_ID).all()
 
 
+def test_a_model_refined_on_a_sample_still_assigns_and_recovers_everyone(planted):
+    behaviour, interests, kind, whole = planted
+    active = (whole.assignments["segment_id"] != NO_ACTIVITY_ID).to_numpy()
+    sampled = segment_persons(
+        behaviour, interests, resamples=0, min_probability=0.0, fit_size=active.sum() // 3
+    )
+    assert sampled.k == whole.k and len(sampled.assignments) == len(whole.assignments)
+    segments = sampled.assignments["segment_id"].to_numpy()
+    assert adjusted_rand_score(kind[active], segments[active]) > 0.9
+
+
 def test_ids_run_from_the_most_valuable_segment(planted):
     _, _, kind, result = planted
     assert _segment_of(result, kind, "tech") == 1

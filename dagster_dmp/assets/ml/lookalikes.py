@@ -8,7 +8,7 @@ from dagster_dmp.assets.ml.inputs import PERSON_BEHAVIOUR, PERSON_INTERESTS, PER
 from dagster_dmp.assets.ml.quality import fits_what_it_can
 from dagster_dmp.resources import WarehouseResource, markdown_preview
 from ml.frames import ModelFitError
-from ml.lookalike import find_lookalikes
+from ml.lookalike import EVALUATION_SIZE, find_lookalikes
 
 LOOKALIKES = dg.AssetKey(["ml", "lookalikes"])
 SEED_SEGMENT = "champions"  # marts.person_profiles.rfm_segment of the seed audience
@@ -101,6 +101,10 @@ def lookalikes(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "preview": markdown_preview(ranking.sort_values("rank")),
             "seed_size": result.seed_size,
             "seed_auc": dg.MetadataValue.float(result.seed_auc),
+            "seed_auc_measured_on": (
+                f"{min(len(features), EVALUATION_SIZE):,} persons (a seeded sample of at most "
+                f"{EVALUATION_SIZE:,}), 5 folds"
+            ),
             "what_makes_a_lookalike": dg.MetadataValue.md(
                 result.coefficients.sort_values().round(3).to_frame().to_markdown()
             ),

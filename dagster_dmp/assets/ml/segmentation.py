@@ -13,7 +13,13 @@ from dagster_dmp.assets.ml.inputs import (
 )
 from dagster_dmp.assets.ml.quality import EVAL_COLUMNS, attempt, fits_what_it_can, not_evaluated
 from dagster_dmp.resources import WarehouseResource, markdown_preview
-from ml.segmentation import BEHAVIOUR_COLUMNS, one_segment, segment_persons
+from ml.segmentation import (
+    BEHAVIOUR_COLUMNS,
+    FIT_SIZE,
+    SELECTION_SIZE,
+    one_segment,
+    segment_persons,
+)
 
 
 @dg.asset(
@@ -72,6 +78,10 @@ def person_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "dagster/row_count": len(result.assignments),
             "preview": markdown_preview(result.assignments),
             "k": result.k,
+            "fit_samples": (
+                f"k chosen on at most {SELECTION_SIZE:,} active persons, the model refined on at "
+                f"most {FIT_SIZE:,} (seeded samples); every person assigned"
+            ),
             "method": result.method,
             "bootstrap_stability_ari": dg.MetadataValue.float(
                 float(figures.get("bootstrap_stability_ari", float("nan")))

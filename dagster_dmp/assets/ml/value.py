@@ -14,6 +14,7 @@ from dagster_dmp.assets.ml.quality import (
     metric_floor_check,
 )
 from dagster_dmp.resources import WarehouseResource, markdown_preview
+from ml.frames import seeded_sample
 from ml.value import (
     GammaGammaParams,
     ModelFitError,
@@ -32,6 +33,10 @@ VALUE_HORIZON_DAYS = 90
 # Below two weeks the spend window would be under five days after under ten days of
 # purchases: too little to tell a forecast from luck.
 MIN_HISTORY_DAYS = 14
+# Customers the spend models are evaluated and fitted on, and BG/NBD and Gamma-Gamma fitted on:
+# a seeded sample of this many when there are more (everyone is still scored). Their few
+# parameters are pinned down long before; 5-fold cross-fitting of every contender is not.
+FIT_SAMPLE = 50_000
 R2_FLOOR = Floor(
     table="ml.customer_value_eval",
     model="best",
@@ -92,7 +97,7 @@ def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
     # A first purchase on the last day gives T = 0: nothing to learn about repeat behaviour yet.
     calibration = spend_features(orders, calibration_end, evaluation_days, PERIOD_DAYS)
-    calibration = calibration[calibration["T"] > 0]
+    calibration = seeded_sample(calibration[calibration["T"] > 0], FIT_SAMPLE)
     target = future_spend(orders, calibration_end, evaluation_days, persons=calibration.index)
     with threadpool_limits(limits=1, user_api="openmp"):
         spend_model = fit_spend_model(
@@ -100,7 +105,7 @@ def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
         )
 
     current = spend_features(orders, today, evaluation_days, PERIOD_DAYS)
-    fitted = current[current["T"] > 0]
+    fitted = seeded_sample(current[current["T"] > 0], FIT_SAMPLE)
     # Score first-day buyers as observed for one day.
     current["T"] = current["T"].clip(lower=1 / PERIOD_DAYS)
     bgnbd, why = attempt(_bgnbd_columns, fitted, current)
@@ -144,6 +149,10 @@ def customer_value(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "best_spend_model": spend_model.best_model,
             "spend_models_left_out": dg.MetadataValue.json(spend_model.left_out),
             "evaluation_days": evaluation_days,
+            "fitted_on_customers": dg.MetadataValue.md(
+                f"{len(calibration):,} evaluated, {len(fitted):,} for BG/NBD and Gamma-Gamma "
+                f"(seeded samples of at most {FIT_SAMPLE:,}); {len(value):,} scored"
+            ),
             "bgnbd": dg.MetadataValue.json(params),
             "gamma_gamma": dg.MetadataValue.json(
                 {"not fitted": order_value_why}

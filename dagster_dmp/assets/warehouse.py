@@ -66,6 +66,8 @@ def warehouse_models(
     # fetch_row_counts() queries while dbt writes: +90% build time and a lingering lock), so
     # the events are reported when dbt is done, each table model's with its row count.
     events = list(invocation.stream())
+    if warehouse.on_spark:
+        warehouse.attach_spark_marts()
     yield from with_row_counts(events, invocation.manifest, warehouse)
     error = invocation.get_error()
     if error is not None:
@@ -102,7 +104,8 @@ def with_row_counts(
                 tables[event.output_name] = f"{node['schema']}.{node['alias']}"
     counts = warehouse.row_counts(set(tables.values()))
     for event in events:
-        if isinstance(event, dg.Output) and event.output_name in tables:
+        # on Spark the warehouse holds only the marts (views over Spark's tables) to count
+        if isinstance(event, dg.Output) and tables.get(event.output_name) in counts:
             count = counts[tables[event.output_name]]
             event = event.with_metadata({**event.metadata, "dagster/row_count": count})
         yield event

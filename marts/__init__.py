@@ -101,11 +101,24 @@ def attach_parquet_marts(connection: Connection, spark_warehouse: Path) -> list[
     }
     for folder in folders:
         relation = Mart(folder.name).relation
-        files = str(folder / "**" / "*.parquet").replace("'", "''")
+        files = "read_parquet('{}')".format(str(folder / "**" / "*.parquet").replace("'", "''"))
         if folder.name in tables:
             connection.execute(f"drop table {relation}")
+        columns = connection.execute(f"describe select * from {files}").fetchall()
         connection.execute(
-            f"create or replace view {relation} as select * from read_parquet('{files}')"
+            f"create or replace view {relation} as select "
+            f"{', '.join(_as_duckdb_builds_it(name, kind) for name, kind, *_ in columns)} "
+            f"from {files}"
         )
     connection.execute("commit")
     return [Mart(folder.name).relation for folder in folders]
+
+
+def _as_duckdb_builds_it(column: str, kind: str) -> str:
+    """Spark's timestamps are instants (Parquet's UTC-adjusted type, read as `timestamp with
+    time zone`); DuckDB's build keeps them as UTC wall time without a zone: the same values
+    in the same type, whatever the reader's time zone."""
+    quoted = '"{}"'.format(column.replace('"', '""'))
+    if kind == "TIMESTAMP WITH TIME ZONE":
+        return f"timezone('UTC', {quoted}) as {quoted}"
+    return quoted

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import materialise_everything
+
 from dmp_cli.commands import main
 from marts import SCHEMA
 
@@ -41,6 +41,14 @@ def mart_names(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
             [database, SCHEMA],
         ).fetchall()
     ]
+
+
+def column_types(con: duckdb.DuckDBPyConnection, database: str, name: str) -> list[tuple]:
+    return con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_catalog = ? and table_schema = ? and table_name = ? order by ordinal_position",
+        [database, SCHEMA, name],
+    ).fetchall()
 
 
 def differences(duck: pd.DataFrame, spark: pd.DataFrame) -> list[str]:
@@ -80,12 +88,13 @@ def test_every_mart_equals_duckdbs(spark_root: Path, small_warehouse_template: P
     assert names and mart_names(con, "spark") == names
     unequal = {}
     for name in names:
+        types = [column_types(con, db, name) for db in ("duck", "spark")]
         # every column sorted on, ids first: the same rows line up
         frames = [
             con.execute(f"select * from {db}.{SCHEMA}.{name} order by all").df()
             for db in ("duck", "spark")
         ]
-        found = differences(*frames)
+        found = differences(*frames) if types[0] == types[1] else [f"types {types}"]
         if found:
             unequal[name] = found[:3]
     assert not unequal, f"marts differ between DuckDB and Spark: {unequal}"

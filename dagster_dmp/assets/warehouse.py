@@ -66,10 +66,12 @@ def warehouse_models(
     # fetch_row_counts() queries while dbt writes: +90% build time and a lingering lock), so
     # the events are reported when dbt is done, each table model's with its row count.
     events = list(invocation.stream())
-    if warehouse.on_spark:
+    error = invocation.get_error()
+    # On Spark the marts reach Python as views over its Parquet, which read the files live:
+    # a failed build keeps the last good views (and its own error is what the run reports).
+    if warehouse.on_spark and error is None:
         warehouse.attach_spark_marts()
     yield from with_row_counts(events, invocation.manifest, warehouse)
-    error = invocation.get_error()
     if error is not None:
         raise error
     keep_parse_state(invocation.target_path / PARTIAL_PARSE_FILE)

@@ -57,4 +57,4 @@ lock: $(VENV)/.installed
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf data/dmp.duckdb data/dmp.duckdb.lock data/.dmp_dlt data/logs data/landing data/dagster_home reports/output dbt_project/target dbt_project/logs
+	rm -rf data/dmp.duckdb data/dmp.duckdb.lock data/.dmp_dlt data/logs data/landing data/dagster_home data/spark reports/output dbt_project/target dbt_project/logs

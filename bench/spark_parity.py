@@ -1,9 +1,10 @@
 """Do the DuckDB and Spark builds of dbt_project/ hold the same data? (issue 16: the same
-project on Spark; docs/spark-spike.md says how to build both.)
+project on Spark; docs/spark.md.) tests/test_spark_engine.py compares every value; this
+profile is a quick look at two builds made by hand.
 
-Run, in a venv with dbt-duckdb and dbt-spark[session] (the spike's /work/spark-venv), after
-`dbt build` on both targets over the same raw data (DMP_DUCKDB_PATH, DMP_SPARK_DIR):
-    /work/spark-venv/bin/python bench/spark_parity.py
+Run after `dmp run` with DMP_ENGINE=duckdb and with DMP_ENGINE=spark over the same landing
+data (the same DMP_DUCKDB_PATH, DMP_SPARK_DIR as those runs):
+    .venv/bin/python bench/spark_parity.py
 One query, the same SQL on both engines, profiles every model and mart column: the row count
 of each model, the sum (rounded to 3 places) of each numeric mart column, the count of
 distinct values of each other mart column. Prints the profiles that differ and writes

@@ -21,12 +21,14 @@ from dagster_dmp import settings
 from dagster_dmp.project import dbt_project
 from dagster_dmp.warehouse_lock import acquire, release
 from ingestion.channels import CHANNELS
-from marts import Mart, read_mart
+from marts import Mart, attach_parquet_marts, read_mart
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse, the landing zone it is fed from, where reports go, and the
-    privacy folder (the suppression list of erased persons)."""
+    privacy folder (the suppression list of erased persons). With engine `spark`, dbt builds
+    on Spark from the lake (raw Parquet) and Python reads the marts Spark wrote through views
+    in the DuckDB warehouse, which keeps everything else (raw, quarantine, ml.*)."""
 
     duckdb_path: str
     landing_dir: str
@@ -37,6 +39,10 @@ class WarehouseResource(dg.ConfigurableResource):
     # channel folder -> API URL for channels that also pull from an HTTP API
     api_urls: dict[str, str] = Field(default_factory=dict)
     api_lookback_hours: float = 72
+    engine: str = "duckdb"
+    # DMP_ENGINE=spark: where ingestion copies the raw tables, where Spark keeps what dbt built
+    lake_dir: str = ""
+    spark_warehouse_dir: str = ""
 
     @property
     def database(self) -> Path:
@@ -68,6 +74,19 @@ class WarehouseResource(dg.ConfigurableResource):
     def serving(self) -> Path:
         return Path(self.serving_dir) if self.serving_dir else settings.serving_dir(self.database)
 
+    @property
+    def lake(self) -> Path:
+        return Path(self.lake_dir)
+
+    @property
+    def on_spark(self) -> bool:
+        return self.engine == "spark"
+
+    def attach_spark_marts(self) -> list[str]:
+        """After a dbt build on Spark: `marts.<name>` in the DuckDB warehouse reads Spark's."""
+        with self.connect() as con:
+            return attach_parquet_marts(con, Path(self.spark_warehouse_dir))
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection: DuckDB allows one writer, so never hold it across steps."""
@@ -94,19 +113,20 @@ class WarehouseResource(dg.ConfigurableResource):
             return read_mart(con, mart, columns, order_by, where)
 
     def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
-        """Rows in each `schema.table` (0 for one not created yet), for `dagster/row_count`."""
+        """Rows in each `schema.table` the warehouse holds (tables, and the views over Spark's
+        marts), for `dagster/row_count`; one it does not hold is left out."""
         with self.connect(read_only=True) as con:
             existing = {
                 f"{schema}.{table}"
                 for schema, table in con.execute(
-                    "select schema_name, table_name from duckdb_tables()"
+                    "select schema_name, table_name from duckdb_tables() union all "
+                    "select schema_name, view_name from duckdb_views() where not internal"
                 ).fetchall()
             }
             return {
                 table: con.execute(f"select count(*) from {table}").fetchone()[0]
-                if table in existing
-                else 0
                 for table in tables
+                if table in existing
             }
 
     def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
@@ -148,6 +168,7 @@ def markdown_figures(figures: Iterable[tuple[str, Path]], width: int = 400) -> d
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the engine DMP_ENGINE names; the asset graph is the same on each."""
     settings.export_duckdb_path()
     return {
         "warehouse": WarehouseResource(
@@ -158,10 +179,14 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             serving_dir=str(settings.serving_dir()),
             api_urls=settings.api_urls([c.folder for c in CHANNELS.values() if c.api_cursor]),
             api_lookback_hours=settings.api_lookback_hours(),
+            engine=settings.engine(),
+            lake_dir=str(settings.lake_dir()),
+            spark_warehouse_dir=str(settings.spark_warehouse_dir()),
         ),
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(
             project_dir=dbt_project,
             dbt_executable=str(Path(sys.executable).with_name("dbt")),
+            target=settings.dbt_target(),
         ),
     }

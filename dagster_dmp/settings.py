@@ -76,6 +76,45 @@ def duckdb_temp_dir() -> Path:
     return Path(os.environ.get("DMP_DUCKDB_TEMP_DIR", default)).resolve()
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def engine() -> str:
+    """DMP_ENGINE: the engine dbt builds the warehouse on, `duckdb` (default) or `spark`. It
+    picks the dbt target, where raw data goes for dbt and how Python reads the marts; the
+    asset graph is the same on both."""
+    name = os.environ.get("DMP_ENGINE", "duckdb").strip().lower() or "duckdb"
+    if name not in ENGINES:
+        raise ValueError(
+            f"DMP_ENGINE={os.environ['DMP_ENGINE']!r} is not an engine: use one of {', '.join(ENGINES)}"
+        )
+    return name
+
+
+def dbt_target() -> str:
+    """The output of dbt_project/profiles.yml for the engine: Spark is local unless
+    DMP_SPARK_HOST names a cluster's Thrift server."""
+    if engine() == "duckdb":
+        return "dev"
+    return "spark_cluster" if os.environ.get("DMP_SPARK_HOST") else "spark"
+
+
+def spark_dir() -> Path:
+    """DMP_SPARK_DIR: everything local Spark keeps (the lake of raw Parquet, the warehouse of
+    built tables, the Derby metastore)."""
+    return Path(os.environ.get("DMP_SPARK_DIR", REPO_ROOT / "data" / "spark")).resolve()
+
+
+def lake_dir() -> Path:
+    """The raw tables as Parquet for Spark, one folder per table under `raw/` (dlt writes it)."""
+    return spark_dir() / "lake"
+
+
+def spark_warehouse_dir() -> Path:
+    """Where Spark stores the tables dbt builds (`<schema>.db/<table>/`)."""
+    return spark_dir() / "warehouse"
+
+
 def dbt_threads() -> int:
     """DMP_DBT_THREADS: models dbt builds at once (default 2)."""
     return int(os.environ.get("DMP_DBT_THREADS", "2"))
@@ -90,6 +129,7 @@ def export_duckdb_path() -> None:
     os.environ["DMP_DUCKDB_THREADS"] = str(config["threads"])
     os.environ["DMP_DUCKDB_TEMP_DIR"] = str(config["temp_directory"])
     os.environ["DMP_DBT_THREADS"] = str(dbt_threads())
+    os.environ["DMP_SPARK_DIR"] = str(spark_dir())
 
 
 def api_urls(folders: list[str]) -> dict[str, str]:

@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         "(dlt -> DuckDB -> dbt -> ML -> reports).",
         epilog="Paths: DMP_DUCKDB_PATH (warehouse), DMP_LANDING_DIR (input files), "
         "DMP_REPORTS_DIR (report), DMP_SERVING_DIR (published profile snapshots), "
-        "DMP_REAL_DATA_DIR (real datasets for --dataset).",
+        "DMP_REAL_DATA_DIR (real datasets for --dataset). Engine: DMP_ENGINE "
+        "(duckdb, the default, or spark; local Spark keeps its files in DMP_SPARK_DIR).",
     )
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error, not one line"
@@ -321,6 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dmp_cli import build_state
 
+    settings.engine()  # a wrong DMP_ENGINE stops the run before it starts
     database = settings.duckdb_path()
     full = getattr(args, "full", False)
     holder = f"dmp {args.command}"
@@ -372,6 +374,7 @@ def _materialise(selection: str, full: bool, holder: str, wait: bool) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    settings.engine()  # a wrong DMP_ENGINE stops the demo before it resets anything
     # The whole demo holds the warehouse: nobody else's run sees it half reset.
     with warehouse_lock(settings.duckdb_path(), "dmp demo", wait=args.wait, on_wait=_progress):
         _demo_run(args)

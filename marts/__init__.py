@@ -5,10 +5,15 @@ documented and tested. ML, audiences, exports and serving read them, never the r
 intermediate relations behind them (tests/test_marts_interface.py greps for such reads), so a
 model below the marts can change without breaking a consumer. dbt_project/models/exposures.yml
 lists which marts each consumer reads.
+
+Built on Spark (DMP_ENGINE=spark), the marts are Parquet tables in Spark's warehouse folder;
+`attach_parquet_marts` makes each one a view in the DuckDB warehouse, so every consumer reads
+them as it reads DuckDB's own.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -80,3 +85,45 @@ def read_mart(
 ) -> pd.DataFrame:
     """The mart (or its `columns`, or its rows that satisfy `where`) as a data frame."""
     return connection.execute(select_mart(mart, columns, order_by, where)).df()
+
+
+def attach_parquet_marts(connection: Connection, spark_warehouse: Path) -> list[str]:
+    """Point `marts.<name>` at the Parquet files of each mart Spark built under
+    `spark_warehouse` (`marts.db/<name>/`), replacing what the name held (a table from an
+    earlier DuckDB build, an older view). Returns the relations attached."""
+    folders = sorted(
+        folder for folder in (Path(spark_warehouse) / f"{SCHEMA}.db").glob("*") if folder.is_dir()
+    )
+    if not folders:
+        raise FileNotFoundError(f"no marts built by Spark under {spark_warehouse}/{SCHEMA}.db")
+    connection.execute("begin")
+    connection.execute(f"create schema if not exists {SCHEMA}")
+    tables = {
+        name
+        for (name,) in connection.execute(
+            "select table_name from duckdb_tables() where schema_name = ?", [SCHEMA]
+        ).fetchall()
+    }
+    for folder in folders:
+        relation = Mart(folder.name).relation
+        files = "read_parquet('{}')".format(str(folder / "**" / "*.parquet").replace("'", "''"))
+        if folder.name in tables:
+            connection.execute(f"drop table {relation}")
+        columns = connection.execute(f"describe select * from {files}").fetchall()
+        connection.execute(
+            f"create or replace view {relation} as select "
+            f"{', '.join(_as_duckdb_builds_it(name, kind) for name, kind, *_ in columns)} "
+            f"from {files}"
+        )
+    connection.execute("commit")
+    return [Mart(folder.name).relation for folder in folders]
+
+
+def _as_duckdb_builds_it(column: str, kind: str) -> str:
+    """Spark's timestamps are instants (Parquet's UTC-adjusted type, read as `timestamp with
+    time zone`); DuckDB's build keeps them as UTC wall time without a zone: the same values
+    in the same type, whatever the reader's time zone."""
+    quoted = '"{}"'.format(column.replace('"', '""'))
+    if kind == "TIMESTAMP WITH TIME ZONE":
+        return f"timezone('UTC', {quoted}) as {quoted}"
+    return quoted

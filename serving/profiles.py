@@ -125,7 +125,9 @@ def build_serving_tables(con: duckdb.DuckDBPyConnection, source: str) -> int:
     present = {
         f"{schema}.{table}"
         for schema, table in con.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = ?",
+            # views too: built on Spark, the marts are views over its Parquet (marts/)
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = ?",
             [source],
         ).fetchall()
     }

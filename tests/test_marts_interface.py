@@ -45,6 +45,10 @@ ALLOWED_READS = {
         "the landing-file check reads ingestion's own file ledger (raw.landing_files_*), "
         "which the ingestion it guards writes"
     ),
+    ("ingestion/lake.py", "{RAW_DATASET}.{channel.table}"): (
+        "with DMP_ENGINE=spark ingestion copies the raw table it has just merged to the lake, "
+        "where dbt on Spark reads it"
+    ),
     ("privacy/erasure.py", "{RAW_DATASET}.{CHANNELS[folder].table}"): (
         "erasure finds a person's clear identifiers in the raw tables to delete them there; "
         "it has to reach every layer"

@@ -10,6 +10,7 @@ from dagster_dmp import settings
 from dagster_dmp.assets.severity import failed_check_severity
 from dagster_dmp.resources import WarehouseResource
 from ingestion.channels import CHANNELS, Channel
+from ingestion.lake import copy_to_lake
 from ingestion.landing import DAMAGED, EMPTY, UNREADABLE
 from ingestion.pipeline import RAW_DATASET, channel_pipeline
 from ingestion.sources import channel_source
@@ -78,14 +79,20 @@ def _channel_assets(channel: Channel) -> dg.AssetsDefinition:
             )
         )
         counts = warehouse.row_counts(".".join(event.asset_key.path) for event in loaded)
+        # On Spark dbt reads the merged raw table from the lake: replace its copy there.
+        lake = (
+            copy_to_lake(channel, warehouse.database, warehouse.lake)
+            if warehouse.on_spark
+            else None
+        )
         for event in loaded:
-            yield dg.MaterializeResult(
-                asset_key=event.asset_key,
-                metadata={
-                    **event.metadata,
-                    "dagster/row_count": counts[".".join(event.asset_key.path)],
-                },
-            )
+            metadata = {
+                **event.metadata,
+                "dagster/row_count": counts.get(".".join(event.asset_key.path), 0),
+            }
+            if lake and event.asset_key.path[-1] == channel.table:
+                metadata["lake_path"] = dg.MetadataValue.path(str(lake))
+            yield dg.MaterializeResult(asset_key=event.asset_key, metadata=metadata)
 
     return ingest
 

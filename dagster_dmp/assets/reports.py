@@ -443,9 +443,8 @@ def marketing_report(
         ).df()
         # Each day's latest activity: tells a partial last day (the data stops mid-day).
         last_activity = con.sql(
-            "select activity_date, max(activity_at) as last_activity_at"
-            " from intermediate.int_activities_attributed where not is_bot"
-            " group by activity_date order by activity_date"
+            "select activity_date, max(last_activity_at) as last_activity_at"
+            " from marts.daily_activity group by activity_date order by activity_date"
         ).df()
         rfm = con.sql(
             """

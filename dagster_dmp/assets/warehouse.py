@@ -65,15 +65,19 @@ def warehouse_models(
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
     if config.full_refresh:
         command.append("--full-refresh")
-    elif warehouse.database.exists() and warehouse.row_counts([EVENTS_MODEL])[EVENTS_MODEL]:
+    elif warehouse.database.exists() and warehouse.row_counts([EVENTS_MODEL]).get(EVENTS_MODEL):
         command += ["--vars", json.dumps({"test_recent_slice": True})]
     invocation = dbt.cli(command, context=context, raise_on_error=False)
     # Counting rows needs dbt's lock on the DuckDB file released (dagster-dbt's own
     # fetch_row_counts() queries while dbt writes: +90% build time and a lingering lock), so
     # the events are reported when dbt is done, each table model's with its row count.
     events = list(invocation.stream())
-    yield from with_row_counts(events, invocation.manifest, warehouse)
     error = invocation.get_error()
+    # On Spark the marts reach Python as views over its Parquet, which read the files live:
+    # a failed build keeps the last good views (and its own error is what the run reports).
+    if warehouse.on_spark and error is None:
+        warehouse.attach_spark_marts()
+    yield from with_row_counts(events, invocation.manifest, warehouse)
     if error is not None:
         raise error
     keep_parse_state(invocation.target_path / PARTIAL_PARSE_FILE)
@@ -108,7 +112,8 @@ def with_row_counts(
                 tables[event.output_name] = f"{node['schema']}.{node['alias']}"
     counts = warehouse.row_counts(set(tables.values()))
     for event in events:
-        if isinstance(event, dg.Output) and event.output_name in tables:
+        # on Spark the warehouse holds only the marts (views over Spark's tables) to count
+        if isinstance(event, dg.Output) and tables.get(event.output_name) in counts:
             count = counts[tables[event.output_name]]
             event = event.with_metadata({**event.metadata, "dagster/row_count": count})
         yield event

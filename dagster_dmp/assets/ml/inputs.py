@@ -38,7 +38,7 @@ def person_groups(
 ) -> list[str]:
     """Filters (`where` of read_mart) that split the persons into groups of about
     `rows_per_group` person_events rows each; one group (every person) on a small warehouse."""
-    rows = warehouse.row_counts([marts.PERSON_EVENTS.relation])[marts.PERSON_EVENTS.relation]
+    rows = warehouse.row_counts([marts.PERSON_EVENTS.relation]).get(marts.PERSON_EVENTS.relation, 0)
     groups = max(1, -(-rows // rows_per_group))
     return [f"hash(person_id) % {groups} = {group}" for group in range(groups)]
 

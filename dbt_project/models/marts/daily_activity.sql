@@ -4,6 +4,7 @@
         events          non-bot events / social engagements
         active_persons  distinct persons with any non-bot activity (events or orders of any status)
         orders          completed orders;  revenue  their revenue
+        last_activity_at  the latest non-bot activity (tells a partial last day in the report)
 #}
 
 with
@@ -33,7 +34,10 @@ final as (
         ) as {{ dbt.type_bigint() }}) as orders,
         cast(sum(
             case when is_completed_order then revenue else 0 end
-        ) as {{ dmp.type_double() }}) as revenue
+        ) as {{ dmp.type_double() }}) as revenue,
+        cast(max(
+            case when not is_bot then activity_at end
+        ) as {{ dbt.type_timestamp() }}) as last_activity_at
     from activities
     where channel is not null
     group by 1, 2

@@ -40,21 +40,46 @@ activity_reach as (
 
 ),
 
-touch_reach as (
+touch_identifiers as (
 
     select
-        'touch' as reach_kind,
-        touches.touch_id as reach_id,
-        touches.campaign_id,
-        identifiers.person_id,
-        touches.touched_at as reached_at
+        touch_id,
+        campaign_id,
+        touched_at,
+        'customer_id' as identifier_type,
+        customer_id as identifier_value
     from touches
+    where touched_at is not null
+        and customer_id is not null
+
+    union all
+
+    select
+        touch_id,
+        campaign_id,
+        touched_at,
+        'anonymous_id' as identifier_type,
+        anonymous_id as identifier_value
+    from touches
+    where touched_at is not null
+        and anonymous_id is not null
+
+),
+
+-- one equi-join on (type, value): a join on "customer id or cookie" cannot hash and ran for
+-- over 15 minutes at 10M events
+touch_reach as (
+
+    select distinct
+        'touch' as reach_kind,
+        touch_identifiers.touch_id as reach_id,
+        touch_identifiers.campaign_id,
+        identifiers.person_id,
+        touch_identifiers.touched_at as reached_at
+    from touch_identifiers
     inner join identifiers
-        on (identifiers.identifier_type = 'customer_id'
-            and touches.customer_id = identifiers.identifier_value)
-        or (identifiers.identifier_type = 'anonymous_id'
-            and touches.anonymous_id = identifiers.identifier_value)
-    where touches.touched_at is not null
+        on touch_identifiers.identifier_type = identifiers.identifier_type
+        and touch_identifiers.identifier_value = identifiers.identifier_value
 
 ),
 

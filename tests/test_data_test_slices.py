@@ -38,6 +38,7 @@ class EventsWarehouse:
             check=False,
         )
         results = json.loads((self.work / "target" / "run_results.json").read_text())["results"]
+        results = [result for result in results if result["unique_id"].startswith("test.")]
         assert len(results) == 1, [result["unique_id"] for result in results]
         return results[0]["status"]
 

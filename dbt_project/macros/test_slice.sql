@@ -14,7 +14,8 @@
     {%- set conditions = [where, slice] | select | list -%}
     {%- if conditions -%}
         {%- set filtered -%}
-            (select * from {{ relation }} where ({{ conditions | join(') and (') }})) dbt_subquery
+            {#- "where (" would read as a table alias with column names on Spark -#}
+            (select * from {{ relation }} where true and ({{ conditions | join(') and (') }})) dbt_subquery
         {%- endset -%}
         {%- do return(filtered) -%}
     {%- else -%}

@@ -56,36 +56,10 @@ _PIPELINE_MODULES = {
 }
 
 
-# Modules that take minutes, longest first: they start first, so the two workers end
-# together instead of one running a long module alone at the end (measured with
-# `--durations=0`; the rest follow in collection order).
-_LONGEST_FIRST = [
-    "test_spark_engine.py",
-    "test_pipeline.py",  # the session's pipeline run and every module on it
-    "test_real_pipelines.py",
-    "test_scale_bench.py",
-    "test_erasure.py",
-    "test_identity_stability.py",
-    "test_identity_guards.py",
-    "test_realtime.py",
-]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        module = item.path.name
-        return _LONGEST_FIRST.index(module) if module in _LONGEST_FIRST else len(_LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: tests keep their order within a module
-
-
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Under xdist, a module's tests run on one worker (its fixtures are built once), and so do
-    all the modules on the session's pipeline run (built once, not once per worker). Modules
-    are handed out in collection order (longest first), not by their number of tests."""
+    all the modules on the session's pipeline run (built once, not once per worker)."""
     from xdist.scheduler import LoadScopeScheduling
-
-    config.option.loadscopereorder = False
 
     class ModulesAndPipelineRun(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

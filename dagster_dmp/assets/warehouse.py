@@ -63,10 +63,18 @@ def warehouse_models(
     # selected: dbt's default (eager) also ran relationship tests against models this run
     # never built. dagster-dbt reads the setting from the environment.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
+    sliced_tests = (
+        not config.full_refresh
+        and warehouse.database.exists()
+        and bool(warehouse.row_counts([EVENTS_MODEL]).get(EVENTS_MODEL))
+    )
     if config.full_refresh:
         command.append("--full-refresh")
-    elif warehouse.database.exists() and warehouse.row_counts([EVENTS_MODEL]).get(EVENTS_MODEL):
+    if sliced_tests:
         command += ["--vars", json.dumps({"test_recent_slice": True})]
+    parse_state = kept_parse_state(warehouse.database, sliced_tests)
+    if parse_state.is_file():
+        command += ["--partial-parse-file-path", str(parse_state)]
     invocation = dbt.cli(command, context=context, raise_on_error=False)
     # Counting rows needs dbt's lock on the DuckDB file released (dagster-dbt's own
     # fetch_row_counts() queries while dbt writes: +90% build time and a lingering lock), so
@@ -80,20 +88,26 @@ def warehouse_models(
     yield from with_row_counts(events, invocation.manifest, warehouse)
     if error is not None:
         raise error
-    keep_parse_state(invocation.target_path / PARTIAL_PARSE_FILE)
+    keep_parse_state(invocation.target_path / PARTIAL_PARSE_FILE, parse_state)
     # Every invocation writes its own target folder; keep only a failed run's artefacts.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-def keep_parse_state(parse_state: Path) -> None:
-    """dagster-dbt seeds each invocation's target folder with the project's
-    partial_parse.msgpack, but dbt parses everything again when the profile differs from the
-    one that wrote it (the warehouse path is in the profile). Keeping the last build's state
-    lets the next build of the same warehouse (every micro-batch) skip the parse."""
+def kept_parse_state(database: Path, sliced_tests: bool) -> Path:
+    """Where the last build of this kind on this warehouse left dbt's parse state (beside the
+    DuckDB file). dbt parses everything again (~5 s) when the profile or the vars differ from
+    the build that wrote its state: the warehouse path is in the profile, and builds with
+    sliced tests pass a var the full refresh does not. One state per warehouse and kind lets
+    each build reuse the last one of its kind, however hourly, micro-batch and nightly builds
+    alternate."""
+    kind = "sliced_tests" if sliced_tests else "all_tests"
+    return database.with_name(f"{database.stem}.dbt_parse_{kind}.msgpack")
+
+
+def keep_parse_state(parse_state: Path, kept: Path) -> None:
+    """Keeps a build's parse state for the next build of its kind (see kept_parse_state)."""
     if parse_state.is_file():
-        kept = dbt_project.project_dir / "target" / PARTIAL_PARSE_FILE
-        kept.parent.mkdir(exist_ok=True)
-        staged = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+        staged = kept.with_name(f".{kept.name}.{os.getpid()}")
         shutil.copyfile(parse_state, staged)
         staged.replace(kept)
 

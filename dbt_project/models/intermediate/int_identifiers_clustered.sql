@@ -6,7 +6,11 @@
     node_key as label; in each step a node takes the minimum label of itself and its
     neighbours. The steps are unrolled var identity_iterations times as plain CTEs (no
     recursive CTE, each step reads the previous one once), so the model runs unchanged on
-    DuckDB, Spark and Trino. A component whose diameter exceeds the iterations would not
+    DuckDB, Spark and Trino. Labels are node numbers (node_key's rank), not the node_keys
+    themselves: ten joins and aggregates over 64-bit numbers instead of text keys of up to 77
+    characters is what keeps the model within DuckDB's memory_limit at 10M events (2.6M edges:
+    out of memory at 1 GB with text labels). The rank follows node_key's order, so the
+    minimum number is the minimum node_key. A component whose diameter exceeds the iterations would not
     converge: tests/assert_identity_graph_converged.sql fails then (raise the var).
 
     component_key = the component's minimum node_key; it changes when a smaller identifier
@@ -50,15 +54,24 @@ nodes as (
 
 ),
 
+node_numbers as (
+
+    select
+        node_key,
+        row_number() over (order by node_key) as node_number
+    from (select distinct node_key from nodes) as node_keys
+
+),
+
 kept_edges as (
 
     select distinct
-        edges.left_key,
-        edges.right_key
+        left_nodes.node_number as left_number,
+        right_nodes.node_number as right_number
     from edges
-    inner join nodes as left_nodes
+    inner join node_numbers as left_nodes
         on edges.left_key = left_nodes.node_key
-    inner join nodes as right_nodes
+    inner join node_numbers as right_nodes
         on edges.right_key = right_nodes.node_key
     where not edges.is_self_loop
 
@@ -66,20 +79,20 @@ kept_edges as (
 
 graph_edges as (
 
-    select node_key as from_key, node_key as to_key from nodes
+    select node_number as from_number, node_number as to_number from node_numbers
     union all
-    select left_key as from_key, right_key as to_key from kept_edges
+    select left_number as from_number, right_number as to_number from kept_edges
     union all
-    select right_key as from_key, left_key as to_key from kept_edges
+    select right_number as from_number, left_number as to_number from kept_edges
 
 ),
 
 labels_0 as (
 
     select
-        node_key,
-        node_key as label
-    from nodes
+        node_number,
+        node_number as label
+    from node_numbers
 
 ),
 
@@ -87,11 +100,11 @@ labels_0 as (
 labels_{{ step }} as (
 
     select
-        graph_edges.from_key as node_key,
+        graph_edges.from_number as node_number,
         min(labels_{{ step - 1 }}.label) as label
     from graph_edges
     inner join labels_{{ step - 1 }}
-        on graph_edges.to_key = labels_{{ step - 1 }}.node_key
+        on graph_edges.to_number = labels_{{ step - 1 }}.node_number
     group by 1
 
 ),
@@ -103,10 +116,14 @@ final as (
         nodes.identifier_type,
         nodes.identifier_value,
         nodes.node_key,
-        labels.label as component_key
+        components.node_key as component_key
     from nodes
+    inner join node_numbers
+        on nodes.node_key = node_numbers.node_key
     inner join labels_{{ var('identity_iterations') }} as labels
-        on nodes.node_key = labels.node_key
+        on node_numbers.node_number = labels.node_number
+    inner join node_numbers as components
+        on labels.label = components.node_number
 
 )
 

@@ -64,11 +64,11 @@ def duckdb_config() -> dict[str, str | int]:
 
 def ingest_duckdb_config() -> dict[str, str | int]:
     """Ingestion's DuckDB resources: as duckdb_config, with a memory limit of its own,
-    DMP_INGEST_MEMORY_LIMIT (default 1GB). A load opens two DuckDB instances (the work
-    connection that reads and checks the files, dlt's connection to the warehouse); at 1GB
-    each the loader peaks at 1.6 GB on 10M events (bench/results/ingest.md), at 2GB it
-    passes 2.4 GB."""
-    return {**duckdb_config(), "memory_limit": os.environ.get("DMP_INGEST_MEMORY_LIMIT", "1GB")}
+    DMP_INGEST_MEMORY_LIMIT (default 768MB). A load opens two DuckDB instances (the work
+    connection that reads and checks the files, dlt's connection to the warehouse). On 10M
+    events `dmp run --select group:ingestion` peaked at 2.18 GB with 1GB and at 1.87 GB
+    with 768MB, equally fast (bench/results/ingest.md)."""
+    return {**duckdb_config(), "memory_limit": os.environ.get("DMP_INGEST_MEMORY_LIMIT", "768MB")}
 
 
 def duckdb_temp_dir() -> Path:

@@ -161,6 +161,10 @@ def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path)
             _event("future", event_time="2099-01-01T00:00:00Z"),
             '{"event_id": "cut',
             "",
+            # written raw (DEL is valid in JSON text; json.dumps would escape it) and escaped
+            # as \b: both are control characters in the value
+            _event("delete", user_id="u").replace('"u"', '"u\x7f"'),
+            _event("backspace", search_query="a\bb"),
         ],
     )
     db = tmp_path / "dmp.duckdb"
@@ -184,6 +188,8 @@ def test_nasty_records_are_quarantined_with_reasons_and_good_ones_load(tmp_path)
     assert reasons[6].startswith("event_time: implausible value 2099")
     assert reasons[7] == "malformed JSON"
     assert reasons[8] == "empty line"
+    assert reasons[9] == "user_id: control characters"
+    assert reasons[10] == "search_query: control characters"
     assert _query(db, f"select unexpected_columns from raw.{WEB.files_table}") == [
         ("brand_new_field",)
     ]

@@ -592,7 +592,7 @@ def _read_ahead(items: Iterator, depth: int) -> Iterator:
                 if stop.is_set():
                     return
             queue.put((done, None))
-        except BaseException as error:  # handed to the consumer, raised there
+        except Exception as error:  # noqa: BLE001 - handed to the consumer, raised there
             queue.put((done, error))
 
     producer = threading.Thread(target=produce, name="landing-read-ahead", daemon=True)

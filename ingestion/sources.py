@@ -23,6 +23,7 @@ from ingestion.suppression import Suppression
 
 _STATE_KEY = "loaded_files"
 _CURSOR_KEY = "api_cursor"
+_HASHED_KEY = "hashed_files"  # name -> [size, mtime_ns, sha256]: no file hashed twice
 
 
 def channel_source(
@@ -60,6 +61,7 @@ def channel_source(
                 api_pages=pages,
                 suppression=suppression,
                 duckdb_config=duckdb_config,
+                hashed=state.setdefault(_HASHED_KEY, {}),
             )
             staged.append(read)
             open_streams.update(_STREAMS)

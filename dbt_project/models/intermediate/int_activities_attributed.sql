@@ -4,8 +4,8 @@
     timestamp) are left out.
     - events find their person by user_id, else by the cookie / device; bot events have no
       person (is_bot = true).
-    - as_of_at: the latest non-bot activity in the data, the reference "today" of every score,
-      so results never depend on the wall clock.
+    - The reference "today" of every score is the latest non-bot activity here (macro
+      as_of_at), so results never depend on the wall clock.
 #}
 
 with
@@ -149,10 +149,7 @@ final as (
 
         -- timestamps
         activity_at,
-        cast(activity_at as date) as activity_date,
-        -- a scalar subquery, not max() over (): a window over every row put 10M rows in
-        -- one partition and took twice as long
-        (select max(activity_at) from activities where not is_bot) as as_of_at
+        cast(activity_at as date) as activity_date
 
     from activities
 

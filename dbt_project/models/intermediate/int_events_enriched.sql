@@ -4,10 +4,8 @@
     int_events_deduplicated with what old events can gain from new data, so the incremental
     events table never has to rewrite history for it:
     - category falls back to the product's catalogue category (the catalogue can change);
-    - is_bot marks every event of a client (cookie or device) that ever sent a robot user
-      agent (macro is_bot_user_agent) or more than var bot_max_events_per_day events on one UTC
-      day, counting the near-duplicates each kept event absorbed (so the rule sees what the
-      client sent). A client turning into a bot today flags its whole history.
+    - is_bot marks every event of a client in int_bot_clients_detected: a client turning
+      into a bot today flags its whole history.
 #}
 
 with
@@ -24,30 +22,9 @@ products as (
 
 ),
 
-client_days as (
-
-    select
-        client_id_type,
-        client_id,
-        event_date,
-        sum(1 + near_duplicates_collapsed) as events_sent,
-        max(case when {{ dmp.is_bot_user_agent('user_agent') }} then 1 else 0 end)
-            as has_bot_user_agent
-    from events
-    where client_id is not null
-    group by 1, 2, 3
-
-),
-
 bot_clients as (
 
-    select
-        client_id_type,
-        client_id
-    from client_days
-    group by 1, 2
-    having max(has_bot_user_agent) = 1
-        or max(events_sent) > {{ var('bot_max_events_per_day') }}
+    select * from {{ ref('int_bot_clients_detected') }}
 
 ),
 

@@ -19,15 +19,22 @@ activities as (
 
 ),
 
+as_of as (
+
+    {{ dmp.as_of_at(ref('int_activities_attributed')) }}
+
+),
+
 activities_weighted as (
 
     select
         person_id,
         category,
         {{ dmp.interest_weight('activity_type') }} as weight,
-        {{ dbt.datediff('activity_date', 'cast(as_of_at as date)', 'day') }} as age_days,
+        {{ dbt.datediff('activity_date', 'cast(as_of.as_of_at as date)', 'day') }} as age_days,
         activity_at
     from activities
+    cross join as_of
 
 ),
 
@@ -58,7 +65,7 @@ final as (
         weighted_activities,
         row_number() over (
             partition by person_id
-            order by interest_score desc, category
+            order by {{ dmp.sort_key_of_sum('interest_score') }} desc, category
         ) as interest_rank,
 
         -- timestamps

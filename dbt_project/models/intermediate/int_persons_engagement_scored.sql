@@ -19,13 +19,20 @@ activities as (
 
 ),
 
+as_of as (
+
+    {{ dmp.as_of_at(ref('int_activities_attributed')) }}
+
+),
+
 activities_aged as (
 
     select
         person_id,
         activity_date,
-        {{ dbt.datediff('activity_date', 'cast(as_of_at as date)', 'day') }} as age_days
+        {{ dbt.datediff('activity_date', 'cast(as_of.as_of_at as date)', 'day') }} as age_days
     from activities
+    cross join as_of
 
 ),
 

@@ -71,7 +71,7 @@ brands_ranked as (
         *,
         row_number() over (
             partition by person_id
-            order by units desc, brand_revenue desc, brand
+            order by units desc, {{ dmp.sort_key_of_sum('brand_revenue') }} desc, brand
         ) as brand_rank
     from brands
 

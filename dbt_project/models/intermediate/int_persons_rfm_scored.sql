@@ -34,23 +34,30 @@ persons as (
         max(activity_at) as last_seen_at,
         max(case when is_completed_order then activity_at end) as last_purchase_at,
         cast(sum(case when is_completed_order then 1 else 0 end) as {{ dbt.type_bigint() }}) as frequency,
-        cast(sum(case when is_completed_order then revenue else 0 end) as {{ dmp.type_double() }}) as monetary,
-        max(as_of_at) as as_of_at
+        cast(sum(case when is_completed_order then revenue else 0 end) as {{ dmp.type_double() }}) as monetary
     from activities
     group by 1
+
+),
+
+as_of as (
+
+    {{ dmp.as_of_at(ref('int_activities_attributed')) }}
 
 ),
 
 persons_recency as (
 
     select
-        *,
+        persons.*,
+        as_of.as_of_at,
         {{ dbt.datediff(
-            'cast(coalesce(last_purchase_at, last_seen_at) as date)',
-            'cast(as_of_at as date)',
+            'cast(coalesce(persons.last_purchase_at, persons.last_seen_at) as date)',
+            'cast(as_of.as_of_at as date)',
             'day'
         ) }} as recency_days
     from persons
+    cross join as_of
 
 ),
 

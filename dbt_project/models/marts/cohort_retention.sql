@@ -21,9 +21,8 @@ periods as (
 
 as_of as (
 
-    select cast(max(as_of_at) as date) as as_of_date
-    from {{ ref('int_activities_attributed') }}
-    where not is_bot
+    select cast(as_of_at as date) as as_of_date
+    from ({{ dmp.as_of_at(ref('int_activities_attributed')) }}) as latest
 
 ),
 

@@ -6,18 +6,9 @@
 
 with
 
-activities as (
-
-    select * from {{ ref('int_activities_attributed') }}
-
-),
-
 final as (
 
-    select
-        max(activity_at) as as_of_at
-    from activities
-    where not is_bot
+    {{ dmp.as_of_at(ref('int_activities_attributed')) }}
 
 )
 

@@ -120,11 +120,9 @@ session_stats as (
 
 as_of as (
 
-    select max(as_of_at) as as_of_at
-    from {{ ref('int_activities_attributed') }}
+    {{ dmp.as_of_at(ref('int_activities_attributed')) }}
 
 ),
-
 customers_ranked as (
 
     select

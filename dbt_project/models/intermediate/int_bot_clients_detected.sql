@@ -1,0 +1,53 @@
+{#
+    The clients (cookie or device) that are bots: ever sent a robot user agent (macro
+    is_bot_user_agent), or more than var bot_max_events_per_day events on one UTC day,
+    counting the near-duplicates each kept event absorbed (so the rule sees what the client
+    sent). Rebuilt whole every run: a client turning into a bot today flags its history.
+    A table of its own because three models read int_events_enriched, which would otherwise
+    scan every event for it three times.
+#}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_deduplicated') }}
+
+),
+
+client_days as (
+
+    select
+        client_id_type,
+        client_id,
+        event_date,
+        sum(1 + near_duplicates_collapsed) as events_sent,
+        max(case when {{ dmp.is_bot_user_agent('user_agent') }} then 1 else 0 end)
+            as has_bot_user_agent
+    from events
+    where client_id is not null
+    group by 1, 2, 3
+
+),
+
+final as (
+
+    select
+        -- ids
+        client_id_type,
+        client_id,
+
+        -- attributes
+        max(has_bot_user_agent) = 1 as has_bot_user_agent,
+
+        -- measures
+        max(events_sent) as most_events_sent_in_a_day
+
+    from client_days
+    group by 1, 2
+    having max(has_bot_user_agent) = 1
+        or max(events_sent) > {{ var('bot_max_events_per_day') }}
+
+)
+
+select * from final

@@ -18,11 +18,46 @@ SMALL = {"persons": 300, "days": 21, "seed": 11}
 
 
 @dataclass
+class RecordedRun:
+    """A finished in-process run as its events, read back from disk: what the tests read of
+    `dg.materialize`'s result, so every xdist worker sees the one build of the small warehouse."""
+
+    all_events: list[dg.DagsterEvent]
+
+    EVENTS_FILE = "run_events.json"
+
+    @classmethod
+    def save(cls, result: dg.ExecuteInProcessResult, folder: Path) -> None:
+        (folder / cls.EVENTS_FILE).write_text(dg.serialize_value(list(result.all_events)))
+
+    @classmethod
+    def load(cls, folder: Path) -> "RecordedRun":
+        return cls(dg.deserialize_value((folder / cls.EVENTS_FILE).read_text(), list))
+
+    @property
+    def success(self) -> bool:
+        return any(
+            event.event_type_value == dg.DagsterEventType.RUN_SUCCESS.value
+            for event in self.all_events
+        )
+
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [event for event in self.all_events if event.is_step_materialization]
+
+    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        return [
+            event.event_specific_data
+            for event in self.all_events
+            if event.event_type_value == dg.DagsterEventType.ASSET_CHECK_EVALUATION.value
+        ]
+
+
+@dataclass
 class PipelineRun:
     landing: Path
     duckdb_path: Path
     reports: Path
-    result: dg.ExecuteInProcessResult
+    result: dg.ExecuteInProcessResult | RecordedRun
 
 
 def hash_email(email: str) -> str:
@@ -118,11 +153,6 @@ def materialise_everything(
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(tmp_path_factory, small_landing) -> PipelineRun:
-    return materialise_everything(small_landing, tmp_path_factory.mktemp("pipeline"))
-
-
-@pytest.fixture(scope="session")
 def small_warehouse_template(tmp_path_factory, worker_id) -> Path:
     """One warehouse built from the small landing zone for the whole session, shared by the
     xdist workers (the first to need it builds it, under a file lock): tests that change a
@@ -137,14 +167,33 @@ def small_warehouse_template(tmp_path_factory, worker_id) -> Path:
             generate(out_dir=template / "landing", **SMALL)
             run = materialise_everything(template / "landing", template)
             assert run.result.success, "the small warehouse did not build"
+            RecordedRun.save(run.result, template)
             (template / "built").touch()
     return template
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, small_warehouse_template) -> PipelineRun:
+    """The session's full run of every asset and check on the small landing zone: a copy of
+    the shared warehouse (tests may write to it) with the events of the run that built it."""
+    paths = copy_of_small_warehouse(small_warehouse_template, tmp_path_factory.mktemp("pipeline"))
+    return PipelineRun(
+        landing=paths["DMP_LANDING_DIR"],
+        duckdb_path=paths["DMP_DUCKDB_PATH"],
+        reports=paths["DMP_REPORTS_DIR"],
+        result=RecordedRun.load(small_warehouse_template),
+    )
 
 
 def copy_of_small_warehouse(template: Path, root: Path) -> dict[str, Path]:
     """A copy of the built template under `root` (landing zone, warehouse with dlt's state and
     the serving snapshots, reports, exports): the DMP_* settings that point at it."""
-    shutil.copytree(template, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("built"))
+    shutil.copytree(
+        template,
+        root,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("built", RecordedRun.EVENTS_FILE),
+    )
     return {
         "DMP_LANDING_DIR": root / "landing",
         "DMP_DUCKDB_PATH": root / "warehouse" / "dmp.duckdb",

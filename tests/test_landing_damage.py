@@ -18,6 +18,7 @@ from ingestion.channels import CHANNELS
 from ingestion.landing import read_channel
 from ingestion.ledger import landing_problems
 from ingestion.pipeline import load_channel
+from ingestion.suppression import Suppression, suppression_key
 
 WEB = CHANNELS["web_events"]
 CRM = CHANNELS["crm_customers"]
@@ -148,6 +149,40 @@ def test_byte_order_marks_and_crlf_are_read(tmp_path):
     assert web.records["event_id"].to_pylist() == ["bom-0", "bom-1", "bom-2"]
     assert web.quarantine.num_rows == 0
     assert web.files["status"].to_pylist() == ["loaded"]
+
+
+def test_a_required_field_of_blanks_is_missing_and_one_with_text_is_not(tmp_path):
+    landing = tmp_path / "landing"
+    values = {"t1": "", "t2": "   ", "t3": " c1", "t4": "c1 ", "t5": "\tc1"}
+    rows = "".join(f"{key},{value},2026-09-01\n" for key, value in values.items())
+    _write(landing, "campaign_touches/a.csv", f"touch_id,campaign_id,touch_time\n{rows}".encode())
+
+    touches = read_channel(TOUCHES, landing)
+    assert touches.records["touch_id"].to_pylist() == ["t3", "t4", "t5"]
+    assert touches.quarantine.to_pylist()[0]["reason"] == "missing required field campaign_id"
+    assert touches.quarantine["line_number"].to_pylist() == [2, 3]
+
+
+def test_an_erased_persons_lines_are_counted_per_file_when_files_are_checked_together(tmp_path):
+    """Small files share one check batch; each file's ledger still counts its own lines."""
+    landing = tmp_path / "landing"
+    erased = "anon-erased"
+    for name, count, theirs in (("a", 5, 2), ("b", 7, 0), ("c", 4, 3)):
+        lines = _events(name, count)
+        lines[:theirs] = [_event(f"{name}-gone-{n}", anonymous_id=erased) for n in range(theirs)]
+        _write(landing, f"web_events/{name}.jsonl.gz", _gz(lines))
+    salt = "a-test-salt-of-some-length"
+    suppression = Suppression(salt, frozenset({suppression_key(salt, "anonymous_id", erased)}))
+
+    batch = read_channel(WEB, landing, suppression=suppression)
+    ledger = _ledger(batch)
+    counts = {name: (row["suppressed_lines"], row["loaded_lines"]) for name, row in ledger.items()}
+    assert counts == {
+        "web_events/a.jsonl.gz": (2, 3),
+        "web_events/b.jsonl.gz": (0, 7),
+        "web_events/c.jsonl.gz": (3, 1),
+    }
+    assert batch.records.num_rows == 11 and batch.quarantine.num_rows == 0
 
 
 def test_empty_files_are_ledgered_and_the_rest_of_the_channel_loads(tmp_path):

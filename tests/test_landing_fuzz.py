@@ -1,7 +1,8 @@
 """Property-based fuzz tests of the landing reader, one per format: files mixing good records
 and bad ones, damaged or empty files. Whatever arrives, no exception escapes `read_channel`,
 every bad record is quarantined (or its file ledgered) with a reason, and no good record is
-lost (except lines after a point of gzip damage, which a quarantine span then covers)."""
+lost (except lines after a point of gzip damage, which a quarantine span then covers). A CSV
+file read a line a row in DuckDB gives what the csv module gives."""
 
 import csv
 import gzip
@@ -11,13 +12,22 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingestion.channels import CHANNELS, FLOAT, INT, Channel
-from ingestion.landing import read_channel
+from ingestion.landing import (
+    FileRead,
+    LandingFile,
+    _lines_are_rows,
+    _read_csv_lines,
+    _read_csv_module,
+    read_channel,
+)
 
 FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None)
 
@@ -281,3 +291,66 @@ def test_parquet_fuzz(files):
         if STRAY in kinds:
             assert row["unexpected_columns"] == "stray_column"
     assert "stray_column" not in batch.records.column_names
+
+
+# Pieces of CSV lines without a quote, NUL or lone carriage return: what `_lines_are_rows`
+# lets DuckDB split. Delimiters, empty fields, a control character, non-ASCII text and a byte
+# that is not UTF-8 included.
+csv_line = st.lists(
+    st.sampled_from(
+        [b"a", b"touch_id", b"campaign_id", b"", b",", b" ", b"\x07", "é".encode(), b"\xff"]
+    ),
+    max_size=12,
+).map(b"".join)
+
+
+@FUZZ
+@given(
+    lines=st.lists(csv_line, max_size=20),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    final_break=st.booleans(),
+)
+def test_csv_read_a_line_a_row_equals_the_csv_module(lines, crlf, bom, final_break):
+    header = b"touch_id,campaign_id,touch_time,stray"
+    data = (b"\xef\xbb\xbf" if bom else b"") + (b"\r\n" if crlf else b"\n").join([header, *lines])
+    data += (b"\r\n" if crlf else b"\n") if final_break else b""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_bytes(data)
+        file = LandingFile(name="campaign_touches/fuzz.csv", path=path, fingerprint="")
+        assert _lines_are_rows(path)
+        read = [_text_rows(reader, file) for reader in (_read_csv_lines, _read_csv_module)]
+    assert read[0] == read[1]
+
+
+def _text_rows(reader, file: LandingFile) -> tuple[list[tuple], dict]:
+    """The text rows a CSV reader hands the checks, and what it notes about the file."""
+    read, rows = FileRead(), []
+    with duckdb.connect() as con:
+        for text_sql, count in reader(con, TOUCHES, file, read):
+            batch = con.sql(
+                "select _source_file, _line_number, record, parse_error, "
+                + ", ".join(f'"{name}"' for name in [*TOUCHES.fields, *TOUCHES.extra_fields])
+                + f" from ({text_sql}) order by _line_number"
+            ).fetchall()
+            assert len(batch) == count
+            rows += batch
+    return rows, vars(read)
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"a,b\n1,2\r\n3,4", True),
+        (b'a,b\n"1",2\n', False),  # a quote: fields may hold commas and line breaks
+        (b"a,b\n1,2\r3,4\n", False),  # a lone carriage return ends a line for the csv module
+        (b"a,b\n1,\x002\n", False),  # the csv module stops at a NUL
+        (b"a,b\n" + b"x" * (csv.field_size_limit() + 1) + b"\n", False),  # over its field limit
+        (b"a,b\n1,2\r", False),
+    ],
+)
+def test_only_files_read_a_line_a_row_are_split_in_duckdb(tmp_path, data, plain):
+    path = tmp_path / "file.csv"
+    path.write_bytes(data)
+    assert _lines_are_rows(path) is plain

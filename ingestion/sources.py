@@ -18,7 +18,7 @@ from dlt.sources import DltResource
 
 from ingestion.api import DEFAULT_LOOKBACK, newest, pull_pages, since
 from ingestion.channels import INSERT_ONLY, Channel
-from ingestion.landing import UNREADABLE, ChannelRead, stage_channel
+from ingestion.landing import UNREADABLE, ChannelRead, landing_files, stage_channel
 from ingestion.suppression import Suppression
 
 _STATE_KEY = "loaded_files"
@@ -119,6 +119,20 @@ def channel_source(
 
 
 _STREAMS = ("records", "quarantine", "files")
+
+
+def has_new_files(channel: Channel, landing_dir: Path, pipeline: dlt.Pipeline) -> bool:
+    """Whether `channel_source` would read a landing file on `pipeline`: one that is new or
+    changed since the channel last loaded (its source state), or could not be read then. A
+    channel never loaded counts as new: its first run creates its tables."""
+    state = pipeline.state.get("sources", {}).get(channel.folder, {})
+    loaded = state.get(_STATE_KEY, {})
+    # A copy: files hashed here are hashed again by the run that loads them.
+    hashed = dict(state.get(_HASHED_KEY, {}))
+    return not loaded or any(
+        loaded.get(file.name) != file.fingerprint
+        for file in landing_files(channel, Path(landing_dir), hashed)
+    )
 
 
 def _resource(

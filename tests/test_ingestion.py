@@ -4,14 +4,18 @@ nothing valid lost, every bad record quarantined with a reason."""
 import csv
 import gzip
 import json
+import os
 import shutil
 
+import dagster as dg
 import duckdb
 import pytest
+from conftest import materialise_everything
 
 from ingestion.channels import CHANNELS
 from ingestion.landing import MAX_FIELD_CHARS, read_channel
-from ingestion.pipeline import load_channel
+from ingestion.pipeline import channel_pipeline, load_channel
+from ingestion.sources import has_new_files
 
 WEB = CHANNELS["web_events"]
 CRM = CHANNELS["crm_customers"]
@@ -230,3 +234,61 @@ def test_every_channel_has_records_from_the_generator(small_landing, channel):
     assert batch.records.num_rows > 0
     assert set(channel.fields) <= set(batch.records.column_names)
     assert batch.unreadable_files == {}
+
+
+def test_new_files_are_told_from_the_pipelines_state(tmp_path, web_landing):
+    db = tmp_path / "dmp.duckdb"
+    assert has_new_files(WEB, web_landing, channel_pipeline(WEB, db)), "never loaded"
+    load_channel(WEB, web_landing, db)
+    assert not has_new_files(WEB, web_landing, channel_pipeline(WEB, db))
+
+    first_file = min((web_landing / WEB.folder).glob(WEB.pattern))
+    os.utime(first_file, ns=(0, 10**18))  # touched, the same bytes
+    assert not has_new_files(WEB, web_landing, channel_pipeline(WEB, db))
+    _write_jsonl_gz(web_landing / WEB.folder / "web_events_new.jsonl.gz", [_event("new-1")])
+    assert has_new_files(WEB, web_landing, channel_pipeline(WEB, db))
+    load_channel(WEB, web_landing, db)
+    assert not has_new_files(WEB, web_landing, channel_pipeline(WEB, db))
+
+    (web_landing / WEB.folder / "zz-corrupt.jsonl.gz").write_bytes(b"\x1f\x8b not gzip")
+    load_channel(WEB, web_landing, db)
+    assert has_new_files(WEB, web_landing, channel_pipeline(WEB, db)), "retried every run"
+
+
+def test_a_channel_with_nothing_new_is_not_loaded_again(tmp_path, web_landing):
+    web_only = dg.AssetSelection.assets(
+        *(
+            dg.AssetKey(["raw", table])
+            for table in (WEB.table, WEB.quarantine_table, WEB.files_table)
+        )
+    )
+    first = materialise_everything(web_landing, tmp_path, selection=web_only)
+    loads = _count(first.duckdb_path, "_dlt_loads")
+    before = _snapshot(first.duckdb_path, WEB)
+
+    again = materialise_everything(web_landing, tmp_path, selection=web_only)
+    assert again.result.success
+    assert _count(again.duckdb_path, "_dlt_loads") == loads, "no dlt load"
+    assert _snapshot(again.duckdb_path, WEB) == before
+    notes = {
+        event.asset_key.path[-1]: (
+            event.metadata["note"].value,
+            event.metadata["dagster/row_count"].value,
+        )
+        for event in again.result.get_asset_materialization_events()
+        for event in [event.materialization]
+    }
+    assert notes[WEB.table] == (
+        "no new or changed landing file: nothing loaded",
+        len(before[WEB.table]),
+    )
+
+    # A raw table dropped by hand comes back from the landing zone (the ledger read anew).
+    with duckdb.connect(str(again.duckdb_path)) as con:
+        con.execute(f"drop table raw.{WEB.table}")
+    restored = materialise_everything(web_landing, tmp_path, selection=web_only)
+    assert restored.result.success
+    after = _snapshot(restored.duckdb_path, WEB)
+    assert after[WEB.table] == before[WEB.table]
+    assert after[WEB.quarantine_table] == before[WEB.quarantine_table]
+    assert len(after[WEB.files_table]) == len(before[WEB.files_table])

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 CONTRACT_COLUMNS = (
     "campaign_id",
@@ -229,6 +228,8 @@ def wilson_interval(
     successes: np.ndarray, trials: np.ndarray, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a binomial proportion (keeps inside [0, 1], right near 0)."""
+    from scipy import stats
+
     successes, trials = np.asarray(successes, float), np.asarray(trials, float)
     z = stats.norm.ppf(0.5 + confidence / 2)
     rate = successes / trials
@@ -252,6 +253,8 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 def _compare(
     groups: pd.DataFrame, alpha: float, power: float, has_spend: bool, secondary: Sequence[str]
 ) -> pd.DataFrame:
+    from scipy import stats
+
     confidence = 1 - alpha
     z_alpha = stats.norm.ppf(1 - alpha / 2)
     z_power = stats.norm.ppf(power)
@@ -338,6 +341,8 @@ def _proportions(
 ) -> tuple[np.ndarray, ...]:
     """Rate, its Wilson interval, and lift over the control with the pooled z-test p-value
     and Newcombe's interval, for successes x out of n in every row."""
+    from scipy import stats
+
     rate = x / n
     low, high = wilson_interval(x, n, confidence)
     n_c, x_c, rate_c = n[control_row], x[control_row], rate[control_row]
@@ -371,6 +376,8 @@ def _welch(
     mean: np.ndarray, var: np.ndarray, n: np.ndarray, control_row: np.ndarray, confidence: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Welch's t-test and interval of mean(variant) - mean(control), from group moments."""
+    from scipy import stats
+
     a, b = var / n, var[control_row] / n[control_row]
     diff = mean - mean[control_row]
     se = np.sqrt(a + b)

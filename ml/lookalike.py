@@ -17,17 +17,19 @@ persona sitting amid the others stays hard for every method (at most 55% for an 
 that knows the true personas), and `seed_auc` says so.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from ml.frames import ModelFitError
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 EVALUATION_SIZE = 50_000  # persons (a seeded sample) seed_auc is cross-validated on
 
@@ -115,6 +117,8 @@ def find_lookalikes(
 def _scale(values: np.ndarray, seed: int) -> np.ndarray:
     """Ranks mapped to a normal, then standardised: spend and counts are heavy-tailed, and a
     few whales must not decide what "alike" means. NaN becomes 0, the typical value."""
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
     quantiles = QuantileTransformer(
         n_quantiles=min(1000, len(values)), output_distribution="normal", random_state=seed
     )
@@ -123,11 +127,16 @@ def _scale(values: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _model(seed: int) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=1.0, max_iter=1000, random_state=seed)
 
 
 def _held_out_auc(scaled: np.ndarray, is_seed: np.ndarray, folds: int, seed: int) -> float:
     """AUC of seed vs rest on people each fold's model did not see."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
     folds = min(folds, int(is_seed.sum()), int((~is_seed).sum()))
     if folds < 2:
         return float("nan")

@@ -6,15 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeClassifier, export_text
 
 from ml.frames import (
     ModelFitError,
@@ -284,6 +275,16 @@ def fit_propensity(
     The raw models (`models`, fitted on the whole training split) give the tree rules and the
     *_uncalibrated metrics.
     """
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import brier_score_loss
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier, export_text
+
     matrix = numeric_matrix(features, " (one-hot them with encode_table)")
     target = _binary_labels(labels, len(matrix))
     minority = int(min(target.sum(), len(target) - target.sum()))
@@ -391,6 +392,8 @@ def encode_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _classification_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     top = predicted >= np.quantile(predicted, 0.9)
     return {
         "auc": float(roc_auc_score(truth, predicted)),

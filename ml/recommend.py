@@ -16,17 +16,21 @@ be its own neighbour (their diagonals are zero): a product the person already ha
 only through other products, or through `history`, never through itself.
 """
 
+from __future__ import annotations
+
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import product as grid_of
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, sparse
-from sklearn.utils.extmath import randomized_svd
 from threadpoolctl import threadpool_limits
 
 from ml.frames import ModelFitError
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 # How much one event says about wanting a product; the log-sum of these is the implicit rating.
 EVENT_WEIGHTS: dict[str, float] = {
@@ -664,6 +668,8 @@ def _ideal(relevant: np.ndarray) -> np.ndarray:
 def _holdout(
     fitted: _Fitted, test: pd.DataFrame, sample: int | None = None, seed: int = 0
 ) -> _Holdout:
+    from scipy import sparse
+
     persons = np.unique(test["person_id"].to_numpy())
     if sample is not None and len(persons) > sample:
         persons = np.sort(np.random.default_rng(seed).choice(persons, sample, replace=False))
@@ -699,6 +705,8 @@ def _fit(
 ) -> _Fitted:
     """Everything the models share: the decayed rating matrix, popularity, the exclusions.
     Each model's own state (similarities, factors) is computed on its first use."""
+    from scipy import sparse
+
     as_of = events["occurred_at"].max() if as_of is None else _utc(as_of)
     events = events.loc[events["occurred_at"] <= as_of]
     if events.empty:
@@ -775,6 +783,8 @@ def _attribute_matrix(
     A product may hold several values of one attribute: a list (or tuple, set, array) in the
     cell, or several rows of the products table; it has every one of them.
     """
+    from scipy import sparse
+
     names = [
         name
         for name, weight in config.attribute_weights.items()
@@ -807,6 +817,8 @@ def _attribute_matrix(
 
 
 def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    from scipy import sparse
+
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     return (sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix).tocsr()
 
@@ -819,6 +831,8 @@ def _top_k_per_row(matrix: sparse.csr_matrix, k: int | None, cells: int) -> spar
     entries on row + (1 - value / max): a single float key sorts far faster than a lexsort,
     and it tells apart values that differ by more than about 1e-10 of the largest.
     """
+    from scipy import sparse
+
     matrix = matrix.tocsr()
     matrix.eliminate_zeros()
     counts = np.diff(matrix.indptr)
@@ -875,6 +889,8 @@ def _top_columns(scores: np.ndarray, n: int) -> np.ndarray:
 
 def _without_diagonal(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     """A product is never its own neighbour."""
+    from scipy import sparse
+
     matrix = matrix.tocoo()
     keep = matrix.row != matrix.col
     return sparse.csr_matrix(
@@ -886,6 +902,8 @@ def _cosine(fitted: _Fitted, keep: int | None) -> sparse.csr_matrix:
     """Cosine between products over who engaged with them, without the diagonal, each row
     pruned to its `keep` largest. Built a block of products at a time, so the unpruned
     products x products matrix, dense for a busy catalogue, never exists at once."""
+    from scipy import sparse
+
     config = fitted.config
     columns = _unit_rows(fitted.ratings.T.tocsr())
     columns_t = columns.T.tocsr()
@@ -925,6 +943,8 @@ def _item_knn(fitted: _Fitted, rows: np.ndarray) -> np.ndarray:
     similarity x rating. A person with no more products than that simply sums over all of
     them (one sparse product); the others go through dense (their products x candidates)
     blocks of at most `chunk_cells`, partitioned column-wise."""
+    from scipy import sparse
+
     similarity = _item_similarity(fitted, "item_knn")
     k = fitted.config.knn_neighbours
     history = fitted.ratings[rows]
@@ -952,6 +972,8 @@ def _item_knn(fitted: _Fitted, rows: np.ndarray) -> np.ndarray:
 def _ease(fitted: _Fitted) -> np.ndarray:
     """EASE weights (Steck 2019) over the most popular `ease_items` products: B = I - P /
     diag(P) with P = (X'X + lambda I)^-1, whose diagonal is zero by construction."""
+    from scipy import linalg
+
     if "ease" not in fitted.cache:
         config = fitted.config
         size = min(config.ease_items, len(fitted.product_ids))
@@ -1003,6 +1025,8 @@ def _person_space(fitted: _Fitted) -> tuple[np.ndarray | sparse.csr_matrix, np.n
     buyers), persons are compared exactly; beyond, in a seeded randomised SVD of their unit
     rating vectors, whose cosine approximates theirs at `person_dims` operations per pair.
     """
+    from sklearn.utils.extmath import randomized_svd
+
     if "person_space" not in fitted.cache:
         config = fitted.config
         unit = _unit_rows(fitted.ratings)
@@ -1025,6 +1049,8 @@ def _person_space(fitted: _Fitted) -> tuple[np.ndarray | sparse.csr_matrix, np.n
 
 def _scores(fitted: _Fitted, model: str, rows: np.ndarray) -> np.ndarray:
     """Dense (len(rows) x products) scores of one model; higher is better."""
+    from scipy import sparse
+
     history = fitted.ratings[rows]
     if model == "popularity":
         return np.broadcast_to(fitted.popularity, (len(rows), len(fitted.popularity))).copy()

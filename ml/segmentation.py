@@ -29,10 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.special import gammaln
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from ml.frames import ModelFitError
@@ -406,6 +402,8 @@ def _bootstrap_stability(
 ) -> list[float]:
     """ARI between `labels` and `refit(rows)` on each of `resamples` bootstrap resamples of
     `size` rows, over the distinct rows each holds. `refit` returns labels for every row."""
+    from sklearn.metrics import adjusted_rand_score
+
     rng = np.random.default_rng(seed + 1)
     scores = []
     for _ in range(resamples):
@@ -487,6 +485,8 @@ class _DirichletMultinomial:
     """
 
     def __init__(self, counts: np.ndarray):
+        from scipy import sparse
+
         self.counts = counts.astype("int64")
         n, self.cells = self.counts.shape
         self.totals = self.counts.sum(axis=1)
@@ -563,6 +563,8 @@ class _NegativeBinomial:
     """Count ~ NB(mean = rate[k] * exposure, size[k]); persons with `observed` false skip it."""
 
     def __init__(self, count: np.ndarray, exposure: np.ndarray, observed: np.ndarray):
+        from scipy.special import gammaln
+
         self.counts = count.astype("int64")
         self.count = count.astype(float)[:, None]
         self.log_factorial = gammaln(self.count + 1)
@@ -698,6 +700,8 @@ def _start_features(data: _Counts) -> np.ndarray:
 
 
 def _fit(blocks: list, start: np.ndarray, k: int, seed: int, n_init: int) -> _Fit:
+    from sklearn.cluster import KMeans
+
     best = None
     for attempt in range(n_init):
         # One thread: the k-means is small, and OpenMP threads competing for a busy machine

@@ -7,12 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, nnls
-from scipy.special import betaln, gammaln, hyp2f1
-from scipy.stats import spearmanr
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.model_selection import StratifiedKFold
 
 from ml.frames import ModelFitError, numeric_matrix, utc_naive, utc_naive_timestamp
 
@@ -81,6 +75,8 @@ def fit_bgnbd(
     observed, both from the first purchase and in one unit (weeks in the paper). Customers with
     the same (x, t_x, T) share one likelihood term, so millions of rows cost little.
     """
+    from scipy.optimize import minimize
+
     x, t_x, big_t = _btyd_arrays(frequency, recency, T)
     if len(x) < 4:
         raise ModelFitError(f"need at least 4 customers to fit BG/NBD's 4 parameters, got {len(x)}")
@@ -119,6 +115,8 @@ def fit_bgnbd(
 def _fit_nbd(x: np.ndarray, big_t: np.ndarray, weights: np.ndarray) -> BgNbdParams:
     """BG/NBD's no-drop-out limit: purchases at a gamma-spread Poisson rate, nobody leaves
     (a = 0). Takes the distinct (x, T) histories and how many customers share each."""
+    from scipy.optimize import minimize
+    from scipy.special import gammaln
 
     def negative_log_likelihood(log_params: np.ndarray) -> float:
         r, alpha = np.exp(np.clip(log_params, -30.0, 30.0))
@@ -150,6 +148,8 @@ def expected_purchases(
     T: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """Expected purchases in the next `t` periods given each customer's history."""
+    from scipy.special import hyp2f1
+
     if t < 0:
         raise ValueError(f"forecast horizon t must not be negative, got {t}")
     x, t_x, big_t = _btyd_arrays(frequency, recency, T)
@@ -302,6 +302,8 @@ def fit_spend_model(
     model is then refitted on everyone. Folds are stratified on spending anything at all,
     since most spend nothing.
     """
+    from sklearn.model_selection import StratifiedKFold
+
     missing = [column for column in SPEND_FEATURES if column not in features.columns]
     if missing:
         raise ValueError(
@@ -374,6 +376,9 @@ def fit_gamma_gamma(
     assumes a person's order values vary around their own mean, independent of how often
     they buy.
     """
+    from scipy.optimize import minimize
+    from scipy.special import gammaln
+
     x, value = (np.asarray(values, dtype=float) for values in (frequency, monetary_value))
     used = (x > 0) & (value > 0) & np.isfinite(value)
     if used.sum() < 4:
@@ -509,6 +514,8 @@ class _StackedSpend(_SpendForecast):
     habit" (the closed forms) and "recent spend continues" (wholesale, seasonal buyers)."""
 
     def fit(self, features: pd.DataFrame, spend: np.ndarray) -> "_StackedSpend":
+        from scipy.optimize import nnls
+
         self.btyd = _BtydSpend(self.horizon_periods).fit(features, spend)
         self.weights, _ = nnls(self._inputs(features, self.horizon_periods), spend)
         return self
@@ -537,6 +544,8 @@ class _BoostedSpend(_SpendForecast):
         self.seed = seed
 
     def fit(self, features: pd.DataFrame, spend: np.ndarray) -> "_BoostedSpend":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         self.btyd: _BtydSpend | None = _BtydSpend(self.horizon_periods)
         try:
             self.btyd.fit(features, spend).columns(features, self.horizon_periods)
@@ -567,6 +576,8 @@ def _bgnbd_log_likelihood(
     big_t: np.ndarray,
 ) -> np.ndarray:
     """Per-customer log-likelihood (Fader, Hardie & Lee 2005), in logs so large x does not overflow."""
+    from scipy.special import betaln, gammaln
+
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
     alive = -(r + x) * np.log(alpha + big_t)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -617,6 +628,9 @@ def _btyd_arrays(
 def _regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """R² (the share of the spread in spend a forecast explains; the mean scores ~0) judges;
     MAE alone misleads, since most spend nothing and predicting 0 for all has a low MAE."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     top = np.argsort(-predicted, kind="stable")[: max(1, len(predicted) // 10)]
     constant = np.ptp(predicted) == 0 or np.ptp(truth) == 0
     return {

@@ -1,12 +1,17 @@
 """Write the report folder: figures as PNG, the tables behind them as CSV, one index.html."""
 
+from __future__ import annotations
+
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import plotnine as p9
-from plotnine.composition import Compose
+
+if TYPE_CHECKING:
+    import plotnine as p9
+    from plotnine.composition import Compose
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"

@@ -3,13 +3,11 @@
 import calendar
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import plotnine as p9
-from plotnine.composition import Compose
 
 from dagster_dmp.assets.audiences import AUDIENCE_MEMBERS, OVERLAP_TABLE, REACH_TABLE
 from dagster_dmp.assets.ml.experiments import AB_TEST_RESULTS
@@ -26,7 +24,6 @@ from ingestion.landing import DAMAGED, EMPTY, LOADED, UNREADABLE
 from ingestion.ledger import landing_problems
 from ingestion.pipeline import RAW_DATASET
 from ml.recommend import CONFIDENCE
-from reports import figures
 from reports.changes import describe_changes, load_headline, save_headline
 from reports.timeseries import (
     DAYS_OF_WEEK,
@@ -36,6 +33,10 @@ from reports.timeseries import (
     weekly_pattern,
 )
 from reports.writer import Section, write_report
+
+if TYPE_CHECKING:
+    import plotnine as p9
+    from plotnine.composition import Compose
 
 QUARANTINE_TABLES = [channel.quarantine_table for channel in CHANNELS.values()]
 FILES_TABLES = [channel.files_table for channel in CHANNELS.values()]
@@ -160,6 +161,8 @@ def _headline(
     files: pd.DataFrame,
 ) -> dict[str, Any]:
     """The figures the next run compares itself with (reports/changes.py)."""
+    from reports import figures
+
     ranked = campaigns.dropna(subset=["roi"]).sort_values("roi", ascending=False)
     best = (
         {
@@ -192,6 +195,8 @@ def _activity_sections(daily: pd.DataFrame, partial_day: Any = None) -> list[Sec
 
     A partial last day (reports.timeseries.partial_last_day) stays in the tables but not in
     the figures, where it would look like a drop."""
+    from reports import figures
+
     shown = daily
     note = ""
     if partial_day is not None:
@@ -276,6 +281,8 @@ def _retention_sections(
 ) -> list[Section]:
     """The cohort heatmap (all persons), then retention pooled over the cohorts by first-seen
     channel and by segment."""
+    from reports import figures
+
     if retention.empty:
         return []
     everyone = retention[retention["cohort_dimension"] == "all"]
@@ -340,7 +347,7 @@ def _with_data(
     title: str,
     text: str,
     table: pd.DataFrame,
-    figure: Callable[[pd.DataFrame], p9.ggplot | Compose | None],
+    figure: Callable[[pd.DataFrame], "p9.ggplot | Compose | None"],
 ) -> list[Section]:
     """The section, or nothing when its table is empty (a dataset without campaigns, events
     or A/B tests still gets a report)."""
@@ -398,6 +405,8 @@ def _not_built(con: duckdb.DuckDBPyConnection, keys: Iterable[dg.AssetKey]) -> l
 def marketing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
+    from reports import figures
+
     with warehouse.connect(read_only=True) as con:
         not_built = _not_built(con, context.assets_def.dependency_keys)
         if not_built:

@@ -1,5 +1,6 @@
 """The Dagster definitions load, validate, and form one lineage graph."""
 
+import filecmp
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,9 @@ def test_every_asset_has_a_description_a_layer_and_kinds():
             assert len(spec.kinds) >= 2, f"{name} does not say which library models it"
 
 
-def test_a_dbt_invocation_neither_asks_dbt_its_version_nor_sets_up_an_adapter(monkeypatch):
+def test_a_dbt_invocation_neither_asks_dbt_its_version_nor_sets_up_an_adapter(
+    monkeypatch, tmp_path
+):
     """The two fixed costs DbtResource removes (~4 s of every build) stay removed: if a
     dagster-dbt upgrade renames what it overrides, this fails."""
     import dagster_dbt.core.resource
@@ -90,7 +93,41 @@ def test_a_dbt_invocation_neither_asks_dbt_its_version_nor_sets_up_an_adapter(mo
 
     monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
     ensure_dbt_manifest()
-    invocation = build_resources()["dbt"].cli(["ls", "--resource-type", "model"], manifest=None)
+    invocation = build_resources()["dbt"].cli(
+        ["ls", "--resource-type", "model"], target_path=tmp_path
+    )
     assert invocation.wait().is_successful()
     assert invocation.adapter is None
     assert invocation.cli_version.major == 1
+
+
+def test_a_build_that_does_not_parse_keeps_the_parse_state_of_the_one_before(tmp_path, monkeypatch):
+    """dbt writes its parse state only when it parses; the kept state must then stay the one
+    parsed for this warehouse's profile, not become the project's (parsed for another warehouse
+    path), or every second build parses the project again."""
+    from dagster_dmp.assets.warehouse import (
+        PARTIAL_PARSE_FILE,
+        keep_parse_state,
+        restore_parse_state,
+    )
+    from dagster_dmp.project import DBT_PROJECT_DIR
+    from dagster_dmp.resources import build_resources
+
+    ensure_dbt_manifest()
+    project_state = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+    assert project_state.is_file()
+    database = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("DMP_DUCKDB_PATH", str(database))  # a profile the project never parsed
+    dbt = build_resources()["dbt"]
+    parsed_again = []
+    for build in range(3):
+        target_path = tmp_path / f"target_{build}"
+        kept = restore_parse_state(database, target_path)
+        invocation = dbt.cli(["ls", "--resource-type", "model"], target_path=target_path)
+        assert invocation.wait().is_successful()
+        keep_parse_state(target_path / PARTIAL_PARSE_FILE, kept)
+        log = (target_path / "dbt.log").read_text()
+        parsed_again.append("Unable to do partial parsing" in log)
+        same = filecmp.cmp(kept, project_state, shallow=False)
+        assert not same, f"build {build} kept the project's parse state"
+    assert parsed_again == [True, False, False]

@@ -108,7 +108,10 @@ class Warehouse:
 
     def land_late_events(self, name: str, window_day: str, old_day: str) -> None:
         """Late arrivals: new events on `window_day` (inside the lookback), exact re-sends of
-        events of `old_day` (long stored) and a near-duplicate of a `window_day` event."""
+        events of `old_day` (long stored), a near-duplicate of a `window_day` event, and two
+        app events on `window_day` whose ids are those of stored `old_day` web events (the
+        earlier copy wins; raw tables merge on the id per channel, so only a second channel
+        can bring an id back)."""
         source = self.landing / "web_events" / "web_events_20260901.jsonl.gz"
         events = []
         with gzip.open(source, "rt", encoding="utf-8", errors="replace") as handle:
@@ -134,6 +137,28 @@ class Warehouse:
         path = self.landing / "web_events" / f"web_events_zz_{name}.jsonl.gz"
         with gzip.open(path, "wt", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+        app_source = self.landing / "app_events" / "app_events_20260901.jsonl.gz"
+        with gzip.open(app_source, "rt", encoding="utf-8", errors="replace") as handle:
+            # written on window_day: in UTC within a day of it, inside the context day at worst
+            app_events = [
+                event
+                for event in map(_json_object, handle)
+                if str(event.get("event_time", "")).startswith(window_day)
+            ][:2]
+        assert len(app_events) == 2, "too few app events to reuse stored ids"
+        colliding = [  # ten minutes on: not near-duplicates of the events they copy
+            {
+                **event,
+                "event_id": stored["event_id"],
+                "event_time": (
+                    pd.Timestamp(event["event_time"]) + pd.Timedelta(minutes=10)
+                ).isoformat(),
+            }
+            for event, stored in zip(app_events, old)
+        ]
+        path = self.landing / "app_events" / f"app_events_zz_{name}.jsonl.gz"
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write("\n".join(json.dumps(event) for event in colliding) + "\n")
 
     def land_web_logins(self, name: str, logins: list[tuple[str, str]]) -> None:
         """A new web landing file: each (cookie, user_id) logs in once."""
@@ -154,6 +179,15 @@ class Warehouse:
         path = self.landing / "web_events" / f"web_events_zz_{name}.jsonl.gz"
         with gzip.open(path, "wt", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+
+
+def _json_object(line: str) -> dict:
+    """The line's JSON object; {} for the generator's planted malformed lines."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _later(event: dict, seconds: int) -> str:
@@ -312,6 +346,8 @@ def test_late_events_inside_the_lookback_are_placed_and_resends_dropped(stages):
     late = events[events.event_id.str.startswith("late-")]
     assert sorted(late.event_id) == sorted(f"late-{number}" for number in range(19))
     assert (late.event_date.astype(str) == "2026-09-06").all()
+    # app events reusing stored web ids are not taken again: the stored copy came first
+    assert not events.event_id.duplicated().any()
 
 
 def test_more_days_rename_no_existing_person(stages):

@@ -80,7 +80,9 @@ def test_recommendations_without_a_holdout_still_write_lists_and_say_why(pipelin
     warehouse = _copy(
         pipeline_run,
         tmp_path,
-        "update marts.person_product_interactions set occurred_at = timestamp '2026-01-05'",
+        # marts.person_product_interactions is a view over these two
+        "update intermediate.int_activities_attributed set activity_at = timestamp '2026-01-05'",
+        "update intermediate.int_order_lines_deduplicated set order_at = timestamp '2026-01-05'",
     )
     result = _materialise(warehouse, recommendations, recommendation_lift_floor)
 

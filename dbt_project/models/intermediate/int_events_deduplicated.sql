@@ -108,27 +108,42 @@ window_bounds as (
 
 ),
 
+events_in_context as (
+
+    select events_unioned.*
+    from events_unioned
+    cross join window_bounds
+    where events_unioned.event_at >= window_bounds.context_start_at
+
+),
+
+-- the ids read now that are stored from before the context day: joined with what was read
+-- (a few days), not all the stored ids set aside (2.6 s of 6.5 at 10M events)
 stored_before_context as (
 
     select stored.event_id
     from {{ this }} as stored
+    inner join events_in_context
+        on stored.event_id = events_in_context.event_id
     cross join window_bounds
     where stored.event_at < window_bounds.context_start_at
 
 ),
-{% endif %}
 
 events_in_scope as (
 
-    select events_unioned.*
-    from events_unioned
-    {% if is_incremental() %}
-    cross join window_bounds
-    where events_unioned.event_at >= window_bounds.context_start_at
-        and events_unioned.event_id not in (select event_id from stored_before_context)
-    {% endif %}
+    select *
+    from events_in_context
+    where event_id not in (select event_id from stored_before_context)
 
 ),
+{% else %}
+events_in_scope as (
+
+    select * from events_unioned
+
+),
+{% endif %}
 
 events_ranked as (
 

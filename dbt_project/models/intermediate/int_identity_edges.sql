@@ -110,32 +110,37 @@ order_records as (
 
 ),
 
-single_records as (
+single_identifiers as (
 
-    select
-        'social_engagements' as edge_source,
-        social_handle as record_key,
-        'social_handle' as identifier_type,
-        social_handle as identifier_value
-    from social_engagements
+    select distinct
+        edge_source,
+        identifier_type,
+        identifier_value,
+        {{ dbt.concat(['identifier_type', "':'", 'identifier_value']) }} as node_key
+    from (
+        select
+            'social_engagements' as edge_source,
+            'social_handle' as identifier_type,
+            social_handle as identifier_value
+        from social_engagements
 
-    union all
+        union all
 
-    select
-        'campaign_touches' as edge_source,
-        {{ dbt.concat(["'customer_id:'", 'customer_id']) }} as record_key,
-        'customer_id' as identifier_type,
-        customer_id as identifier_value
-    from campaign_touches
+        select
+            'campaign_touches' as edge_source,
+            'customer_id' as identifier_type,
+            customer_id as identifier_value
+        from campaign_touches
 
-    union all
+        union all
 
-    select
-        'campaign_touches' as edge_source,
-        {{ dbt.concat(["'anonymous_id:'", 'anonymous_id']) }} as record_key,
-        'anonymous_id' as identifier_type,
-        anonymous_id as identifier_value
-    from campaign_touches
+        select
+            'campaign_touches' as edge_source,
+            'anonymous_id' as identifier_type,
+            anonymous_id as identifier_value
+        from campaign_touches
+    ) as single_records
+    where identifier_value is not null
 
 ),
 
@@ -146,8 +151,6 @@ record_identifiers as (
     select * from customer_records
     union all
     select * from order_records
-    union all
-    select * from single_records
 
 ),
 
@@ -184,7 +187,7 @@ pairs as (
 
 ),
 
-final as (
+paired_edges as (
 
     select
         edge_source,
@@ -198,6 +201,31 @@ final as (
         count(distinct record_key) as records
     from pairs
     group by 1, 2, 3, 4, 5, 6, 7
+
+),
+
+-- a record that carries one identifier is the identifier itself: one record, a self-loop
+single_edges as (
+
+    select
+        edge_source,
+        identifier_type as left_type,
+        identifier_value as left_value,
+        node_key as left_key,
+        identifier_type as right_type,
+        identifier_value as right_value,
+        node_key as right_key,
+        true as is_self_loop,
+        cast(1 as {{ dbt.type_bigint() }}) as records
+    from single_identifiers
+
+),
+
+final as (
+
+    select * from paired_edges
+    union all
+    select * from single_edges
 
 )
 

@@ -4,6 +4,8 @@
     what was bought). The recommender's implicit feedback.
 #}
 
+{{ config(materialized=dmp.projection_materialization()) }}
+
 with
 
 activities as (

@@ -18,10 +18,10 @@
 {%- endmacro %}
 
 {#
-    The materialization of the marts that only filter and rename one table's rows (person_events,
-    person_product_interactions): a view on DuckDB, so a build does not copy ~10M rows twice
-    (~18 s of node time at 10M events); a table on Spark, whose marts Python reads as the
-    Parquet files each mart leaves in the warehouse folder (marts.attach_parquet_marts).
+    The materialization of a mart that only filters and renames rows of other tables and is
+    read once a run (person_product_interactions): a view on DuckDB, so a build does not copy
+    its ~4.8M rows at 10M events; a table on Spark, whose marts Python reads as the Parquet files
+    each mart leaves in the warehouse folder (marts.attach_parquet_marts).
 #}
 {% macro projection_materialization() -%}
     {{ return(adapter.dispatch('projection_materialization', 'dmp')()) }}

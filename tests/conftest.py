@@ -82,25 +82,50 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# Test modules on the session's pipeline run (by their text: fixtures are not known before
-# the workers collect).
-_PIPELINE_MODULES = {
-    f"tests/{path.name}"
-    for path in Path(__file__).parent.glob("test_*.py")
-    if "pipeline_run" in path.read_text()
+# Test modules on the session's pipeline run, and those on a copy of its warehouse (by their
+# text: fixtures are not known before the workers collect).
+_MODULE_TEXTS = {
+    f"tests/{path.name}": path.read_text() for path in Path(__file__).parent.glob("test_*.py")
 }
+_PIPELINE_MODULES = {module for module, text in _MODULE_TEXTS.items() if "pipeline_run" in text}
+_TEMPLATE_MODULES = {
+    module for module, text in _MODULE_TEXTS.items() if "small_warehouse_template" in text
+}
+
+
+def _scope(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return "pipeline_run" if module in _PIPELINE_MODULES else module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest work first, so the short tests fill the end of the run on both workers:
+    the session's pipeline run (it builds the shared warehouse), then the modules marked
+    long_running that build their own, then those that wait for the shared one, then the rest.
+    Every worker sorts the same way: xdist needs the same order everywhere."""
+
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::")[0]
+        if _scope(item.nodeid) == "pipeline_run":
+            return 0
+        if item.get_closest_marker("long_running") is None:
+            return 3
+        return 2 if module in _TEMPLATE_MODULES else 1
+
+    items.sort(key=rank)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Under xdist, a module's tests run on one worker (its fixtures are built once), and so do
-    all the modules on the session's pipeline run (built once, not once per worker)."""
+    all the modules on the session's pipeline run (built once, not once per worker). Scopes
+    go out in the collection's order (pytest_collection_modifyitems), not by test count."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ModulesAndPipelineRun(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::")[0]
-            return "pipeline_run" if module in _PIPELINE_MODULES else module
+            return _scope(nodeid)
 
+    config.option.loadscopereorder = False
     return ModulesAndPipelineRun(config, log)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+pytestmark = pytest.mark.long_running
+
 DMP = Path(sys.executable).with_name("dmp")
 
 

@@ -44,7 +44,7 @@ NEAR_DUPLICATE_SECONDS = 2
 # "No E-Mail" control, as published for the MineThatData challenge (SOURCE.md).
 HILLSTROM_LIFTS = [("Mens E-Mail", 7.66, 0.68, 0.77), ("Womens E-Mail", 4.52, 0.31, 0.42)]
 
-pytestmark = pytest.mark.real_data
+pytestmark = [pytest.mark.real_data, pytest.mark.long_running]
 
 
 def test_online_retail_orders_and_revenue_match_the_source(tmp_path, request):

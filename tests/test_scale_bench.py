@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from dagster_dmp.settings import REPO_ROOT
+
+pytestmark = pytest.mark.long_running
 
 CONTRACT_STAGES = {"ingest", "dbt_full", "dbt_incremental", "ml", "report"}
 

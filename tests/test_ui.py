@@ -61,6 +61,16 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
+def _new_runs(port: int, before: set[str], timeout: float = 120) -> set[str]:
+    """The ids of the runs launched since `before` was listed, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = {run["runId"] for run in _graphql(port, RUN_IDS)["runsOrError"]["results"]}
+        if runs - before or time.monotonic() > deadline:
+            return runs - before
+        time.sleep(1)
+
+
 def _wait_for_run(port: int, run_id: str, timeout: float = 240) -> str:
     deadline = time.monotonic() + timeout
     status = None
@@ -228,10 +238,12 @@ def test_a_materialisation_launched_from_the_ui_succeeds(dagster_ui, browser, sc
     )
     if answer == "confirm":
         browser.click("button", text="Confirm")
-    browser.wait_for_text("Launched run")
+    # The run itself, not the "Launched run" toast: on a loaded machine the toast can come
+    # and go between two polls of the page.
+    launched = _new_runs(port, before)
+    assert len(launched) == 1, f"{len(launched)} runs launched by the click"
+    (run_id,) = launched
     browser.screenshot(screenshots / "ui_launched.png", full_page=False)
-
-    (run_id,) = {run["runId"] for run in _graphql(port, RUN_IDS)["runsOrError"]["results"]} - before
     assert _wait_for_run(port, run_id) == "SUCCESS"
     browser.goto(f"http://127.0.0.1:{port}/runs/{run_id}")
     browser.wait_for_text("Success", "reports__marketing_report", "RUN_SUCCESS")

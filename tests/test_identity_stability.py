@@ -30,6 +30,8 @@ HELD_BACK_WEEK = "20260908"  # the second weekly file of each event channel arri
 # Everything dbt derives from events, compared between incremental runs and a full refresh.
 DERIVED_TABLES = (
     "intermediate.int_events_deduplicated",
+    "intermediate.int_event_clients_daily",
+    "intermediate.int_identity_edges",
     "intermediate.int_events_sessionised",
     "intermediate.int_sessions_aggregated",
     "marts.person_identifiers",

@@ -2,16 +2,16 @@
     The clients (cookie or device) that are bots: ever sent a robot user agent (macro
     is_bot_user_agent), or more than var bot_max_events_per_day events on one UTC day,
     counting the near-duplicates each kept event absorbed (so the rule sees what the client
-    sent). Rebuilt whole every run: a client turning into a bot today flags its history.
-    A table of its own because three models read int_events_enriched, which would otherwise
-    scan every event for it three times.
+    sent; both per client and day in int_event_clients_daily). Rebuilt whole every run: a
+    client turning into a bot today flags its history. A table of its own because several
+    models read int_events_enriched, which would otherwise work it out again each time.
 #}
 
 with
 
-events as (
+event_clients_daily as (
 
-    select * from {{ ref('int_events_deduplicated') }}
+    select * from {{ ref('int_event_clients_daily') }}
 
 ),
 
@@ -21,11 +21,9 @@ client_days as (
         client_id_type,
         client_id,
         event_date,
-        sum(1 + near_duplicates_collapsed) as events_sent,
-        max(case when {{ dmp.is_bot_user_agent('user_agent') }} then 1 else 0 end)
-            as has_bot_user_agent
-    from events
-    where client_id is not null
+        sum(events_sent) as events_sent,
+        max(case when has_bot_user_agent then 1 else 0 end) as has_bot_user_agent
+    from event_clients_daily
     group by 1, 2, 3
 
 ),

@@ -3,7 +3,7 @@
     - placeholder: the value (lower-cased; for social handles without the @) is in
       var identity_placeholder_values, consists only of zeros and dashes (the all-zero uuid),
       or, for email_sha256 / phone_sha256, is the hash of such a value;
-    - bot: a web cookie or app device flagged as a bot in int_events_enriched;
+    - bot: a web cookie or app device in int_bot_clients_detected;
     - too_many_links: linked to more than var identity_max_links_per_identifier distinct
       user_ids, or more than that many distinct customer_ids (a shared device or e-mail).
     One row per identifier; when several reasons apply the first in this list is given.
@@ -20,9 +20,9 @@ edges as (
 
 ),
 
-events as (
+bot_clients as (
 
-    select * from {{ ref('int_events_enriched') }}
+    select * from {{ ref('int_bot_clients_detected') }}
 
 ),
 
@@ -99,15 +99,13 @@ placeholder_nodes as (
 
 bot_nodes as (
 
-    select distinct
+    select
         client_id_type as identifier_type,
         client_id as identifier_value,
         {{ dbt.concat(['client_id_type', "':'", 'client_id']) }} as node_key,
         2 as reason_priority,
         'bot' as exclusion_reason
-    from events
-    where is_bot
-        and client_id is not null
+    from bot_clients
 
 ),
 

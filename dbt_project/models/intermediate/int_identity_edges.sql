@@ -16,9 +16,15 @@
 
 with
 
-events as (
+event_clients_daily as (
 
-    select * from {{ ref('int_events_enriched') }}
+    select * from {{ ref('int_event_clients_daily') }}
+
+),
+
+bot_clients as (
+
+    select * from {{ ref('int_bot_clients_detected') }}
 
 ),
 
@@ -49,13 +55,15 @@ campaign_touches as (
 event_clients as (
 
     select distinct
-        channel,
-        client_id_type,
-        client_id,
-        user_id
-    from events
-    where not is_bot
-        and client_id is not null
+        event_clients_daily.channel,
+        event_clients_daily.client_id_type,
+        event_clients_daily.client_id,
+        event_clients_daily.user_id
+    from event_clients_daily
+    left join bot_clients
+        on event_clients_daily.client_id_type = bot_clients.client_id_type
+        and event_clients_daily.client_id = bot_clients.client_id
+    where bot_clients.client_id is null
 
 ),
 

@@ -26,12 +26,14 @@ NEW_COOKIE = "aaaa-new-cookie"  # sorts before every generated cookie ("anon-...
 NEW_PERSON_COOKIE = "aaab-brand-new-cookie"
 NEW_PERSON_USER = "aaab-brand-new-user"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
+ROBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 HELD_BACK_WEEK = "20260908"  # the second weekly file of each event channel arrives last
 # Everything dbt derives from events, compared between incremental runs and a full refresh.
 DERIVED_TABLES = (
     "intermediate.int_events_deduplicated",
     "intermediate.int_event_clients_daily",
     "intermediate.int_identity_edges",
+    "intermediate.int_activities_attributed",
     "intermediate.int_events_sessionised",
     "intermediate.int_sessions_aggregated",
     "marts.person_identifiers",
@@ -164,7 +166,9 @@ class Warehouse:
         with gzip.open(path, "wt", encoding="utf-8") as handle:
             handle.write("\n".join(json.dumps(event) for event in colliding) + "\n")
 
-    def land_web_logins(self, name: str, logins: list[tuple[str, str]]) -> None:
+    def land_web_logins(
+        self, name: str, logins: list[tuple[str, str | None]], user_agent: str = BROWSER
+    ) -> None:
         """A new web landing file: each (cookie, user_id) logs in once."""
         lines = [
             json.dumps(
@@ -175,7 +179,7 @@ class Warehouse:
                     "anonymous_id": cookie,
                     "user_id": user_id,
                     "page_url": "/login",
-                    "user_agent": BROWSER,
+                    "user_agent": user_agent,
                 }
             )
             for number, (cookie, user_id) in enumerate(logins)
@@ -265,6 +269,16 @@ def stages(tmp_path_factory) -> dict:
             (NEW_PERSON_COOKIE, rest.loc[older].user_id),
         ],
     )
+    # In the same run, a cookie turns bot (a robot user agent) and another is shared by four
+    # users (too many links): both leave the identity graph, and the events they sent long
+    # ago lose their person.
+    turned_bot, shared, other_users = simple.iloc[-1], simple.iloc[-2], simple.iloc[-5:-2]
+    assert not {*simple.index[-5:]} & {first_a, first_b, older}, "too few simple persons"
+    warehouse.land_web_logins("bot", [(turned_bot.anonymous_id, None)], user_agent=ROBOT)
+    warehouse.land_web_logins(
+        "shared", [(shared.anonymous_id, user_id) for user_id in other_users.user_id]
+    )
+    result.update(turned_bot=turned_bot, shared=shared)
     result["merged"] = warehouse.load_and_build(data_tests=False)
 
     # A week of new events plus late ones: new events inside the lookback window, re-sends of
@@ -352,6 +366,13 @@ def test_late_events_inside_the_lookback_are_placed_and_resends_dropped(stages):
     assert (late.event_date.astype(str) == "2026-09-06").all()
     # app events reusing stored web ids are not taken again: the stored copy came first
     assert not events.event_id.duplicated().any()
+
+
+def test_a_bot_and_a_shared_cookie_leave_the_graph(stages):
+    before, after = stages["grown_again"], stages["merged"]
+    for planted in (stages["turned_bot"], stages["shared"]):
+        assert (before.identifier_value == planted.anonymous_id).any()
+        assert not (after.identifier_value == planted.anonymous_id).any()
 
 
 def test_more_days_rename_no_existing_person(stages):

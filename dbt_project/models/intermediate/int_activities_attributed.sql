@@ -6,13 +6,73 @@
       person (is_bot = true).
     - The reference "today" of every score is the latest non-bot activity here (macro
       as_of_at), so results never depend on the wall clock.
+    Incremental (strategy replace_slice on activity_kind + activity_id): a run rewrites
+    - the events of the days int_events_deduplicated rewrites: from var events_lookback_days
+      days before the latest event day stored here;
+    - older events whose attribution changed: their user_id or cookie / device now has another
+      person or none (a merge, a split, an exclusion), their client turned bot (or back), their
+      product's catalogue category changed. The post-hook keeps what this run attributed with
+      (macro attribution_inputs) beside the table, and the next run compares with it;
+    - every social engagement and order (a few % of the rows).
 #}
 
+{{
+    config(
+        materialized=dmp.incremental_materialization(),
+        incremental_strategy='replace_slice',
+        unique_key=['activity_kind', 'activity_id'],
+        incremental_predicates=[
+            "activity_kind <> 'event'",
+            "activity_kind = 'event' and activity_date >= " ~ dmp.latest_days_start(
+                '{{ this }}', 'activity_date', var('events_lookback_days'), "activity_kind = 'event'"
+            ),
+        ],
+        on_schema_change='fail',
+        post_hook="{{ dmp.keep_attribution_inputs() }}",
+    )
+}}
+
+{%- set attributed_with = dmp.attribution_inputs_kept() -%}
+{%- set rewrite_changed_only = is_incremental() and attributed_with is not none %}
+-- depends_on: {{ ref('int_bot_clients_detected') }}, {{ ref('stg_shop__products') }}
+
 with
+
+{% if rewrite_changed_only %}
+inputs_changed as (
+
+    select
+        coalesce(current_inputs.input, kept.input) as input,
+        coalesce(current_inputs.key_type, kept.key_type) as key_type,
+        coalesce(current_inputs.key_value, kept.key_value) as key_value
+    from ({{ dmp.attribution_inputs() }}) as current_inputs
+    full outer join {{ attributed_with }} as kept
+        on current_inputs.input = kept.input
+        and current_inputs.key_type = kept.key_type
+        and current_inputs.key_value = kept.key_value
+    where current_inputs.key_value is null
+        or kept.key_value is null
+        or current_inputs.input_value is distinct from kept.input_value
+
+),
+{% endif %}
 
 events as (
 
     select * from {{ ref('int_events_enriched') }}
+    {% if rewrite_changed_only %}
+    where event_date >= {{ dmp.latest_days_start(
+        this, 'activity_date', var('events_lookback_days'), "activity_kind = 'event'"
+    ) }}
+        or user_id in (
+            select key_value from inputs_changed
+            where input = 'person' and key_type = 'user_id'
+        )
+        or (client_id_type, client_id) in (
+            select key_type, key_value from inputs_changed where input in ('person', 'bot')
+        )
+        or product_id in (select key_value from inputs_changed where input = 'category')
+    {% endif %}
 
 ),
 

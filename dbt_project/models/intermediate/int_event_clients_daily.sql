@@ -25,13 +25,7 @@ events as (
 
     select * from {{ ref('int_events_deduplicated') }}
     {% if is_incremental() %}
-    where event_date >= (
-        select cast({{ dbt.dateadd(
-            'day', -var('events_lookback_days'),
-            'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')'
-        ) }} as date)
-        from {{ this }}
-    )
+    where event_date >= {{ dmp.latest_days_start(this, 'event_date', var('events_lookback_days')) }}
     {% endif %}
 
 ),

@@ -48,9 +48,9 @@ fingerprints as (
 
     select
         person_id,
-        {{ dmp.set_fingerprint(dmp.text_key([
+        {{ dmp.set_fingerprint([
             'activity_id', 'activity_at', 'product_id', 'channel', 'activity_type', 'category',
-        ])) }} as person_events_fingerprint
+        ]) }} as person_events_fingerprint
     from events
     group by 1
 
@@ -62,10 +62,12 @@ persons_changed as (
     from fingerprints
     {% if is_incremental() %}
     left join (
-        select distinct
+        -- one fingerprint per person: a group, cheaper than a distinct over both columns
+        select
             person_id,
-            person_events_fingerprint
+            min(person_events_fingerprint) as person_events_fingerprint
         from {{ this }}
+        group by person_id
     ) as stored
         on fingerprints.person_id = stored.person_id
     where stored.person_id is null

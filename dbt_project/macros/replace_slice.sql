@@ -1,0 +1,35 @@
+{#
+    Incremental strategy replace_slice: delete the stored rows that share the unique_key of a
+    new row or match any of the model's incremental_predicates, then insert the new rows. For a
+    model whose run rewrites a slice in full (its latest days, rows of one kind: rows missing
+    from the new slice must go) and a few older rows by key; dbt's delete+insert deletes only
+    by key, and its incremental_predicates narrow that delete rather than widen it.
+    A predicate names the stored table as the text {{ this }}, put in here: config is read at
+    parse time, when `this` does not yet carry the model's schema.
+#}
+{% macro get_incremental_replace_slice_sql(arg_dict) -%}
+    {%- set target, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
+    {%- set unique_key = arg_dict['unique_key'] -%}
+    {%- set keys = ([unique_key] if unique_key is string else unique_key) | join(', ') -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where ({{ keys }}) in (select {{ keys }} from {{ source }})
+    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
+        or ({{ predicate | replace('{{ this }}', target | string) }})
+    {%- endfor %};
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }}
+{%- endmacro %}
+
+{#- The first day of the latest `days` + 1 days of `date_column` in `relation` (rows
+    matching `where`), as a scalar subquery: the days an incremental run rewrites. -#}
+{% macro latest_days_start(relation, date_column, days, where='true') -%}
+    (
+        select cast({{ dbt.dateadd(
+            'day', -days, 'cast(max(' ~ date_column ~ ') as ' ~ dbt.type_timestamp() ~ ')'
+        ) }} as date)
+        from {{ relation }}
+        where {{ where }}
+    )
+{%- endmacro %}

@@ -61,6 +61,11 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
+CONFIRM_SHOWN = (
+    "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Confirm')"
+)
+
+
 def _new_runs(port: int, before: set[str], timeout: float = 120) -> set[str]:
     """The ids of the runs launched since `before` was listed, once there is one."""
     deadline = time.monotonic() + timeout
@@ -229,18 +234,16 @@ def test_a_materialisation_launched_from_the_ui_succeeds(dagster_ui, browser, sc
     browser.wait_for_text("Materialize")
     browser.click("button", text="Materialize")
     # A fresh instance has no record of the upstream assets (the session built them
-    # in-process), so the UI asks for confirmation first.
-    answer = browser.wait_for(
-        "document.body.innerText.includes('Launched run') ? 'launched'"
-        " : [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Confirm')"
-        " ? 'confirm' : null",
-        what="the run to launch or a confirmation",
-    )
-    if answer == "confirm":
-        browser.click("button", text="Confirm")
-    # The run itself, not the "Launched run" toast: on a loaded machine the toast can come
-    # and go between two polls of the page.
-    launched = _new_runs(port, before)
+    # in-process), so the UI asks for confirmation first. On a loaded machine a click that
+    # lands while the dialog is still opening is lost: click again while it stays open.
+    # The run itself is the proof, not the "Launched run" toast, which can come and go
+    # between two polls of the page.
+    launched: set[str] = set()
+    deadline = time.monotonic() + 180
+    while not launched and time.monotonic() < deadline:
+        if browser.evaluate(CONFIRM_SHOWN):
+            browser.click("button", text="Confirm")
+        launched = _new_runs(port, before, timeout=15)
     assert len(launched) == 1, f"{len(launched)} runs launched by the click"
     (run_id,) = launched
     browser.screenshot(screenshots / "ui_launched.png", full_page=False)

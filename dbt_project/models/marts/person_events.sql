@@ -3,6 +3,8 @@
     engagements, one row per activity (the propensity model's behaviour features).
 #}
 
+{{ config(materialized=dmp.projection_materialization()) }}
+
 with
 
 activities as (

@@ -31,13 +31,22 @@
 {%- endmacro %}
 
 {#- The first day of the latest `days` + 1 days of `date_column` in `relation` (rows
-    matching `where`), as a scalar subquery: the days an incremental run rewrites. -#}
+    matching `where`), as a scalar subquery: the days an incremental run rewrites. While
+    no such row is stored (a channel that arrives after the first build), every day. -#}
 {% macro latest_days_start(relation, date_column, days, where='true') -%}
     (
-        select cast({{ dbt.dateadd(
-            'day', -days, 'cast(max(' ~ date_column ~ ') as ' ~ dbt.type_timestamp() ~ ')'
-        ) }} as date)
+        select coalesce(
+            cast({{ dbt.dateadd(
+                'day', -days, 'cast(max(' ~ date_column ~ ') as ' ~ dbt.type_timestamp() ~ ')'
+            ) }} as date),
+            {{ dmp.earliest_date() }}
+        )
         from {{ relation }}
         where {{ where }}
     )
+{%- endmacro %}
+
+{#- A date before any data: the window start of a model that stores no rows yet. -#}
+{% macro earliest_date() -%}
+    {{ dbt.cast("'1900-01-01'", 'date') }}
 {%- endmacro %}

@@ -86,11 +86,10 @@ social_engagements as (
     {% if rewrite_changed_only %}
     where engagement_id in (
         select engagement_id from {{ ref('stg_social__engagements') }}
-        -- every engagement while none is stored (a warehouse that had no social data yet)
-        where {{ dbt.cast('event_at', 'date') }} >= coalesce({{ dmp.latest_days_start(
+        where {{ dbt.cast('event_at', 'date') }} >= {{ dmp.latest_days_start(
             this, 'activity_date', var('events_lookback_days'),
             "activity_kind = 'social_engagement'"
-        ) }}, {{ dbt.cast("'1900-01-01'", 'date') }})
+        ) }}
             or social_handle in (
                 select key_value from inputs_changed
                 where input = 'person' and key_type = 'social_handle'

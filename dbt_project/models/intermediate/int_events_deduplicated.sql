@@ -99,10 +99,12 @@ events_unioned as (
 {% if is_incremental() %}
 window_bounds as (
 
+    {#- while no event is stored (web and app data arrived after the first build), every day -#}
+    {%- set latest_day = 'coalesce(max(event_date), ' ~ dmp.earliest_date() ~ ')' %}
     select
-        {{ dbt.dateadd('day', -var('events_lookback_days'), 'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')') }}
+        {{ dbt.dateadd('day', -var('events_lookback_days'), 'cast(' ~ latest_day ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
             as window_start_at,
-        {{ dbt.dateadd('day', -var('events_lookback_days') - 1, 'cast(max(event_date) as ' ~ dbt.type_timestamp() ~ ')') }}
+        {{ dbt.dateadd('day', -var('events_lookback_days') - 1, 'cast(' ~ latest_day ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
             as context_start_at
     from {{ this }}
 
